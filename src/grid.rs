@@ -1,0 +1,263 @@
+//! Uniform 1-D and 2-D grids of nodes `x_ij = lo + (i, j) h` with square cells.
+//!
+//! A field is an `Array2<f64>` of shape `[n0, n1]`; a 1-D grid is stored as
+//! `[n, 1]`, so every kernel serves both dimensions. Probability measures on a
+//! grid are stored as cell masses (summing to one), densities as mass / h^d.
+
+use crate::error::{Error, Result};
+use ndarray::Array2;
+
+/// A uniform grid of nodes with equal spacing `h` on every axis.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Grid {
+    /// 1 or 2.
+    pub dim: usize,
+    /// Coordinates of node (0, 0).
+    pub lo: [f64; 2],
+    /// Node spacing.
+    pub h: f64,
+    /// Number of nodes per axis (`n[1] == 1` in 1-D).
+    pub n: [usize; 2],
+}
+
+/// Smallest number of cells per axis accepted anywhere.
+pub const MIN_CELLS: usize = 4;
+
+impl Grid {
+    /// Grid on the box `[lo, hi]` (per axis, `dim` entries) with `cells` cells
+    /// (`cells + 1` nodes) on the longest axis. Nodes sit at integer multiples of `h`, so the origin is a
+    /// node whenever it lies in the box.
+    pub fn on_box(lo: &[f64], hi: &[f64], cells: usize) -> Result<Self> {
+        let dim = lo.len();
+        if !(1..=2).contains(&dim) {
+            return Err(Error::invalid("box", dim, "grids are 1-D or 2-D"));
+        }
+        if hi.len() != dim {
+            return Err(Error::DimensionMismatch {
+                field: "box.hi".into(),
+                expected: dim,
+                found: hi.len(),
+            });
+        }
+        if cells < MIN_CELLS {
+            return Err(Error::invalid(
+                "grid",
+                cells,
+                "a grid needs at least 4 cells per axis",
+            ));
+        }
+        for a in 0..dim {
+            if !(lo[a].is_finite() && hi[a].is_finite() && hi[a] > lo[a]) {
+                return Err(Error::invalid(
+                    "box",
+                    format!("[{}, {}]", lo[a], hi[a]),
+                    "each axis needs finite lo < hi",
+                ));
+            }
+        }
+        let extent = (0..dim).map(|a| hi[a] - lo[a]).fold(0.0, f64::max);
+        let h = extent / cells as f64;
+        let mut glo = [0.0; 2];
+        let mut n = [1usize; 2];
+        for a in 0..dim {
+            let first = (lo[a] / h + 1e-9).floor();
+            let last = (hi[a] / h - 1e-9).ceil();
+            glo[a] = first * h;
+            n[a] = ((last - first) as usize + 1).max(MIN_CELLS + 1);
+        }
+        Ok(Grid { dim, lo: glo, h, n })
+    }
+
+    /// Total number of nodes.
+    pub fn len(&self) -> usize {
+        self.n[0] * self.n[1]
+    }
+
+    /// Always false: a grid has at least [`MIN_CELLS`] nodes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Shape of a field on this grid.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.n[0], self.n[1])
+    }
+
+    /// A zero field.
+    pub fn zeros(&self) -> Array2<f64> {
+        Array2::zeros(self.shape())
+    }
+
+    /// Coordinate of node `i` on `axis`.
+    #[inline]
+    pub fn coord(&self, axis: usize, i: usize) -> f64 {
+        self.lo[axis] + i as f64 * self.h
+    }
+
+    /// Node position (second entry 0 in 1-D).
+    #[inline]
+    pub fn node(&self, i: usize, j: usize) -> [f64; 2] {
+        [
+            self.coord(0, i),
+            if self.dim == 2 { self.coord(1, j) } else { 0.0 },
+        ]
+    }
+
+    /// Upper corner of the grid (last node).
+    pub fn hi(&self) -> [f64; 2] {
+        [self.coord(0, self.n[0] - 1), self.coord(1, self.n[1] - 1)]
+    }
+
+    /// Volume of one cell, `h^d`.
+    pub fn cell_volume(&self) -> f64 {
+        self.h.powi(self.dim as i32)
+    }
+
+    /// Fills a field with `f(x)` evaluated at every node.
+    pub fn evaluate(&self, f: impl Fn([f64; 2]) -> f64) -> Array2<f64> {
+        Array2::from_shape_fn(self.shape(), |(i, j)| f(self.node(i, j)))
+    }
+
+    /// Cell index and fractional offset of `x` on `axis`, clamped to the grid.
+    #[inline]
+    fn locate(&self, axis: usize, x: f64) -> (usize, f64) {
+        let n = self.n[axis];
+        if n == 1 {
+            return (0, 0.0);
+        }
+        let s = ((x - self.lo[axis]) / self.h).clamp(0.0, (n - 1) as f64);
+        let i = (s.floor() as usize).min(n - 2);
+        (i, s - i as f64)
+    }
+
+    /// Bilinear (linear in 1-D) interpolation of a node field, constant outside.
+    pub fn interpolate(&self, field: &Array2<f64>, x: [f64; 2]) -> f64 {
+        let (i, fx) = self.locate(0, x[0]);
+        let (j, fy) = self.locate(1, x[1]);
+        let i1 = (i + 1).min(self.n[0] - 1);
+        let j1 = (j + 1).min(self.n[1] - 1);
+        let a = field[[i, j]] * (1.0 - fx) + field[[i1, j]] * fx;
+        let b = field[[i, j1]] * (1.0 - fx) + field[[i1, j1]] * fx;
+        a * (1.0 - fy) + b * fy
+    }
+
+    /// Cloud-in-cell deposit: adds `weight` at `x`, split bilinearly among the
+    /// surrounding nodes. Mass is conserved; points outside are clamped to the box.
+    #[inline]
+    pub fn deposit(&self, out: &mut Array2<f64>, x: [f64; 2], weight: f64) {
+        let (i, fx) = self.locate(0, x[0]);
+        let (j, fy) = self.locate(1, x[1]);
+        let i1 = (i + 1).min(self.n[0] - 1);
+        let j1 = (j + 1).min(self.n[1] - 1);
+        out[[i, j]] += weight * (1.0 - fx) * (1.0 - fy);
+        out[[i1, j]] += weight * fx * (1.0 - fy);
+        out[[i, j1]] += weight * (1.0 - fx) * fy;
+        out[[i1, j1]] += weight * fx * fy;
+    }
+
+    /// Deposits weighted points and returns the mass field.
+    pub fn deposit_all(&self, points: &[[f64; 2]], weights: &[f64]) -> Array2<f64> {
+        let mut out = self.zeros();
+        for (x, &w) in points.iter().zip(weights) {
+            self.deposit(&mut out, *x, w);
+        }
+        out
+    }
+
+    /// Central-difference gradient (one-sided at the boundary); the second
+    /// component is zero in 1-D.
+    pub fn gradient(&self, field: &Array2<f64>) -> [Array2<f64>; 2] {
+        let mut g = [self.zeros(), self.zeros()];
+        for axis in 0..self.dim {
+            let n = self.n[axis];
+            let ga = &mut g[axis];
+            for ((i, j), v) in ga.indexed_iter_mut() {
+                let k = if axis == 0 { i } else { j };
+                let at = |m: usize| {
+                    if axis == 0 {
+                        field[[m, j]]
+                    } else {
+                        field[[i, m]]
+                    }
+                };
+                *v = if k == 0 {
+                    (at(1) - at(0)) / self.h
+                } else if k == n - 1 {
+                    (at(n - 1) - at(n - 2)) / self.h
+                } else {
+                    (at(k + 1) - at(k - 1)) / (2.0 * self.h)
+                };
+            }
+        }
+        g
+    }
+}
+
+/// Checks that a mass field is finite, non-negative and has positive mass, and
+/// returns it normalised to total mass one.
+pub fn normalise_mass(field: &str, mut mass: Array2<f64>) -> Result<Array2<f64>> {
+    if let Some(v) = mass.iter().find(|v| !v.is_finite()) {
+        return Err(Error::InvalidDensity {
+            field: field.into(),
+            reason: format!("contains the non-finite value {v}"),
+        });
+    }
+    if let Some(v) = mass.iter().find(|v| **v < 0.0) {
+        return Err(Error::InvalidDensity {
+            field: field.into(),
+            reason: format!("contains the negative value {v}"),
+        });
+    }
+    let total: f64 = mass.sum();
+    if total <= 0.0 {
+        return Err(Error::InvalidDensity {
+            field: field.into(),
+            reason: "has zero mass on the grid".into(),
+        });
+    }
+    mass /= total;
+    Ok(mass)
+}
+
+/// L1 distance between two mass fields.
+pub fn l1_distance(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_is_a_node_and_box_is_covered() {
+        let g = Grid::on_box(&[-6.0, -6.0], &[11.0, 6.0], 64).unwrap();
+        let i0 = (-g.lo[0] / g.h).round() as usize;
+        assert!(g.coord(0, i0).abs() < 1e-12);
+        assert!(g.hi()[0] >= 11.0 - g.h && g.lo[0] <= -6.0);
+        assert!((65..=67).contains(&g.n[0]));
+        let s = Grid::on_box(&[-6.0, -6.0], &[6.0, 6.0], 64).unwrap();
+        assert_eq!(s.n, [65, 65]);
+        assert!((s.hi()[0] - 6.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn deposit_conserves_mass_and_interpolation_is_exact_for_linear() {
+        let g = Grid::on_box(&[-1.0, -1.0], &[1.0, 1.0], 16).unwrap();
+        let mut m = g.zeros();
+        g.deposit(&mut m, [0.123, -0.377], 2.5);
+        assert!((m.sum() - 2.5).abs() < 1e-14);
+        // first moment is preserved by CIC
+        let mx: f64 = m.indexed_iter().map(|((i, j), v)| v * g.node(i, j)[0]).sum();
+        assert!((mx / 2.5 - 0.123).abs() < 1e-12);
+        let lin = g.evaluate(|x| 3.0 * x[0] - 2.0 * x[1] + 1.0);
+        let v = g.interpolate(&lin, [0.31, 0.07]);
+        assert!((v - (3.0 * 0.31 - 2.0 * 0.07 + 1.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rejects_small_grids_and_bad_boxes() {
+        assert!(Grid::on_box(&[0.0], &[1.0], 3).is_err());
+        assert!(Grid::on_box(&[1.0], &[0.0], 16).is_err());
+        assert!(Grid::on_box(&[0.0, f64::NAN], &[1.0, 1.0], 16).is_err());
+    }
+}

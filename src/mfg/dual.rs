@@ -1,0 +1,828 @@
+//! Coupled MFG solver with exact characteristics (method `dual`).
+//!
+//! With both proximals the problem is a transport problem with the Huber cost
+//! `k` of [`crate::hj::huber`] (the inf-convolution of the W2 and W1 kernels):
+//!
+//! ```text
+//! J* = min_gamma  D_f(gamma || Q) + OT_k(rho0, gamma)
+//!    = max_psi    Phi(psi) = int psi^k d rho0 - Lambda_f(psi; Q),
+//!      psi^k(x) = min_y psi(y) + k(x - y) = min_s HL_{tau+s} psi (x) + L^2 s / 2.
+//! ```
+//!
+//! An agent at x aims at `y*(x)`, the minimiser in `psi^k`, and travels the
+//! straight segment to `x_T = x + min(1, c/|y* - x|) (y* - x)`, `c = LT/alpha`;
+//! the rest of the way to y* is the W1 part of `D_f^L`.
+//!
+//! The solver maximises Phi by dual ascent. Beyond the reach c the cost is
+//! linear and the minimiser is not unique, so Phi is smoothed: the minimum
+//! over the scales s becomes a soft minimum at temperature eps, lowered in
+//! stages (eps-continuation). Each step solves the Gauss–Newton system
+//! `(tau D^T Gamma D + diag(grad Lambda)) delta = gamma_soft - grad Lambda`
+//! (the linearised push-forward: a weighted Laplacian) by conjugate gradients
+//! and backtracks on the smoothed Phi. The soft best response is a feasible
+//! transport plan, so its cost `J` bounds `J*` from above while `Phi(psi)`
+//! bounds it from below; the duality gap certifies the result. At the optimum
+//! `phi* = psi^L = U(., T)` and `U(., 0) = psi^k = HL_T phi*`.
+
+use super::solution::{Diagnostics, Snapshot, Solution, StopReason};
+use crate::divergence::FDivergence;
+use crate::error::{Error, Result};
+use crate::grid::{Grid, normalise_mass};
+use crate::hj::{HopfLax, HopfLaxWorkspace, HuberKernel, hopf_lax, hopf_lax_into, lipschitz_envelope};
+use crate::par::Parallelism;
+use crate::problem::Problem;
+use ndarray::Array2;
+use std::time::Instant;
+
+/// Options of the dual-ascent solver.
+#[derive(Debug, Clone)]
+pub struct DualOptions {
+    /// Ascent iterations at most (all stages together).
+    pub max_iterations: usize,
+    /// Stop when `J - Phi <= tolerance * max(1, |J|)` at the last stage.
+    pub tolerance: f64,
+    /// Ratio of the ladder of scales of the Huber c-transform (> 1).
+    pub ladder_ratio: f64,
+    /// First smoothing temperature (cost units).
+    pub smoothing: f64,
+    /// Last smoothing temperature.
+    pub smoothing_min: f64,
+    /// Ascent iterations at most per smoothing stage.
+    pub stage_iterations: usize,
+    /// Number of stored snapshots in [0, T] (at least 2).
+    pub snapshots: usize,
+    /// Parallel sweeps.
+    pub parallelism: Parallelism,
+}
+
+impl Default for DualOptions {
+    fn default() -> Self {
+        DualOptions {
+            max_iterations: 200,
+            tolerance: 1e-3,
+            ladder_ratio: 1.1,
+            smoothing: 1e-2,
+            smoothing_min: 1e-4,
+            stage_iterations: 40,
+            snapshots: 5,
+            parallelism: Parallelism::Rayon,
+        }
+    }
+}
+
+/// State of one iteration, passed to observers.
+#[derive(Debug, Clone, Copy)]
+pub struct IterationState {
+    /// Iteration (from 1).
+    pub iteration: usize,
+    /// Cost of the current soft plan (upper bound on J*).
+    pub objective: f64,
+    /// Dual value Phi (lower bound on J*).
+    pub dual: f64,
+    /// Current smoothing temperature.
+    pub smoothing: f64,
+}
+
+/// Watches the iterations (progress bars, logging).
+pub trait Observer {
+    /// Called after every iteration.
+    fn observe(&mut self, state: &IterationState);
+}
+
+/// An observer that does nothing.
+pub struct Silent;
+
+impl Observer for Silent {
+    fn observe(&mut self, _: &IterationState) {}
+}
+
+/// Optional starting point (used by uniqueness studies).
+#[derive(Debug, Clone, Default)]
+pub struct InitialGuess {
+    /// Initial terminal potential psi on the support of Q; zero if `None`.
+    pub potential: Option<Array2<f64>>,
+}
+
+/// A transport plan from rho0, summarised by what the solver reports.
+#[derive(Debug, Clone)]
+struct Plan {
+    /// Second marginal gamma (node masses).
+    gamma: Array2<f64>,
+    /// Terminal density rho_T (cloud-in-cell of the agents' end points).
+    rho_terminal: Array2<f64>,
+    /// Barycentric end point x_T of the agents starting at each node.
+    end: [Array2<f64>; 2],
+    /// `sum alpha/(2T) min(|y - x|, c)^2` over the plan.
+    kinetic: f64,
+    /// `sum L (|y - x| - c)_+` over the plan.
+    w1: f64,
+}
+
+/// Everything the ascent needs at one potential.
+struct Evaluation {
+    /// Smoothed dual value.
+    soft: f64,
+    /// Exact dual value Phi.
+    hard: f64,
+    /// `psi^k` on the nodes.
+    transform: Array2<f64>,
+    /// The soft best response.
+    plan: Plan,
+    /// `gamma_soft - grad Lambda` (zero off the support of Q).
+    gradient: Array2<f64>,
+    /// `grad Lambda(psi)`.
+    gibbs: Array2<f64>,
+}
+
+/// A refined minimiser with the derivative of its value with respect to psi.
+struct Refined {
+    y: [f64; 2],
+    value: f64,
+    /// `(di, dj, weight)` relative to the node minimiser.
+    stencil: [(isize, isize, f64); 9],
+    len: usize,
+}
+
+/// Everything fixed during a solve, with the reusable buffers.
+struct Setup<'a> {
+    grid: &'a Grid,
+    rho0: &'a Array2<f64>,
+    q: &'a Array2<f64>,
+    f: FDivergence,
+    kernel: HuberKernel,
+    /// `sigma = tau + s` of every scale and its offset `L^2 s / 2`.
+    ladder: Vec<(f64, f64)>,
+    par: Parallelism,
+    ws: HopfLaxWorkspace,
+    scales: Vec<HopfLax>,
+}
+
+impl Setup<'_> {
+    fn support(&self) -> impl Iterator<Item = bool> + '_ {
+        self.q.iter().map(|v| *v > 0.0)
+    }
+
+    /// Evaluates the smoothed dual, the soft best response and the gradient.
+    fn evaluate(&mut self, psi: &Array2<f64>, eps: f64) -> Result<Evaluation> {
+        let grid = self.grid;
+        for (k, &(sigma, _)) in self.ladder.iter().enumerate() {
+            hopf_lax_into(grid, psi, 0.5 / sigma, &mut self.ws, self.par, &mut self.scales[k]);
+        }
+        let reach = self.kernel.reach();
+        let mut plan = Plan {
+            gamma: grid.zeros(),
+            rho_terminal: grid.zeros(),
+            end: [grid.zeros(), grid.zeros()],
+            kinetic: 0.0,
+            w1: 0.0,
+        };
+        let mut transform = grid.zeros();
+        let mut dual_gamma = grid.zeros();
+        let (mut soft_sum, mut hard_sum) = (0.0, 0.0);
+        let mut refined: Vec<Refined> = Vec::with_capacity(self.ladder.len());
+        let mut weights = vec![0.0; self.ladder.len()];
+        for ((i, j), &m) in self.rho0.indexed_iter() {
+            let x = grid.node(i, j);
+            let hard = self
+                .ladder
+                .iter()
+                .zip(&self.scales)
+                .map(|(&(_, offset), hl)| hl.value[[i, j]] + offset)
+                .fold(f64::INFINITY, f64::min);
+            if !hard.is_finite() {
+                return Err(Error::InvalidDensity {
+                    field: "target".into(),
+                    reason: "has no mass on the grid".into(),
+                });
+            }
+            transform[[i, j]] = hard;
+            if m == 0.0 {
+                continue;
+            }
+            hard_sum += m * hard;
+            refined.clear();
+            for (&(sigma, offset), hl) in self.ladder.iter().zip(&self.scales) {
+                let node = (hl.arg0[[i, j]], hl.arg1[[i, j]]);
+                let mut r = self.refine(psi, x, node, sigma);
+                r.value += offset;
+                refined.push(r);
+            }
+            let low = refined.iter().map(|r| r.value).fold(f64::INFINITY, f64::min);
+            let mut total = 0.0;
+            for (w, r) in weights.iter_mut().zip(&refined) {
+                *w = if eps > 0.0 {
+                    (-(r.value - low) / eps).exp()
+                } else if r.value == low {
+                    1.0
+                } else {
+                    0.0
+                };
+                total += *w;
+            }
+            soft_sum += m * (low - eps * total.ln());
+            let mut bary = [0.0; 2];
+            for ((w, r), hl) in weights.iter().zip(&refined).zip(&self.scales) {
+                let w = w / total;
+                if w < 1e-12 {
+                    continue;
+                }
+                let (a0, a1) = (hl.arg0[[i, j]], hl.arg1[[i, j]]);
+                for &(di, dj, sw) in &r.stencil[..r.len] {
+                    dual_gamma[[(a0 as isize + di) as usize, (a1 as isize + dj) as usize]] += m * w * sw;
+                }
+                let y = r.y;
+                let d = [y[0] - x[0], y[1] - x[1]];
+                let dist = (d[0] * d[0] + d[1] * d[1]).sqrt();
+                let step = if dist > reach { reach / dist } else { 1.0 };
+                let end = [x[0] + step * d[0], x[1] + step * d[1]];
+                let (kin, w1) = self.kernel.split(dist);
+                plan.kinetic += m * w * kin;
+                plan.w1 += m * w * w1;
+                grid.deposit(&mut plan.gamma, y, m * w);
+                grid.deposit(&mut plan.rho_terminal, end, m * w);
+                bary[0] += w * end[0];
+                bary[1] += w * end[1];
+            }
+            plan.end[0][[i, j]] = bary[0];
+            plan.end[1][[i, j]] = bary[1];
+        }
+        // agents without mass still get an end point (for plots of the map)
+        for ((i, j), &m) in self.rho0.indexed_iter() {
+            if m == 0.0 {
+                let x = grid.node(i, j);
+                plan.end[0][[i, j]] = x[0];
+                plan.end[1][[i, j]] = x[1];
+            }
+        }
+        let (ps, qs) = (psi.as_slice().expect("layout"), self.q.as_slice().expect("layout"));
+        let lambda = self.f.lambda(ps, qs);
+        let gibbs = Array2::from_shape_vec(grid.shape(), self.f.lambda_gradient(ps, qs)).expect("shape");
+        let mut gradient = &dual_gamma - &gibbs;
+        for (g, on) in gradient.iter_mut().zip(self.support()) {
+            if !on {
+                *g = 0.0;
+            }
+        }
+        Ok(Evaluation {
+            soft: soft_sum - lambda,
+            hard: hard_sum - lambda,
+            transform,
+            plan,
+            gradient,
+            gibbs,
+        })
+    }
+
+    fn divergence(&self, gamma: &Array2<f64>) -> f64 {
+        self.f.divergence(
+            gamma.as_slice().expect("standard layout"),
+            self.q.as_slice().expect("standard layout"),
+        )
+    }
+
+    /// Minimises `psi~(y) + |x - y|^2 / (2 sigma)` near the node minimiser `y_j`,
+    /// where `psi~` is the quadratic model of psi from its 3-point (3x3)
+    /// stencil, by one Newton step. Only axes whose stencil lies in the support
+    /// of Q move, so a cloud-in-cell deposit of y stays on the support; a step
+    /// longer than a cell is rejected (psi is not smooth there). Returns the
+    /// point, the model value and the model's weights on the stencil nodes (the
+    /// derivative of the value with respect to psi).
+    fn refine(&self, psi: &Array2<f64>, x: [f64; 2], node: (usize, usize), sigma: f64) -> Refined {
+        let grid = self.grid;
+        let h = grid.h;
+        let yj = grid.node(node.0, node.1);
+        let at = |di: isize, dj: isize| -> f64 {
+            let i = node.0 as isize + di;
+            let j = node.1 as isize + dj;
+            if i < 0 || j < 0 || i >= grid.n[0] as isize || j >= grid.n[1] as isize {
+                f64::INFINITY
+            } else {
+                psi[[i as usize, j as usize]]
+            }
+        };
+        let c = at(0, 0);
+        let d2 = |y: [f64; 2]| ((y[0] - x[0]).powi(2) + (y[1] - x[1]).powi(2)) / (2.0 * sigma);
+        let mut out = Refined {
+            y: yj,
+            value: c + d2(yj),
+            stencil: [(0, 0, 0.0); 9],
+            len: 1,
+        };
+        out.stencil[0] = (0, 0, 1.0);
+        let mut free = [false; 2];
+        let mut g = [0.0; 2];
+        let mut hess = [[0.0; 2]; 2];
+        for (axis, fr) in free.iter_mut().enumerate().take(grid.dim) {
+            let (fw, bw) = if axis == 0 { (at(1, 0), at(-1, 0)) } else { (at(0, 1), at(0, -1)) };
+            if fw.is_finite() && bw.is_finite() {
+                *fr = true;
+                g[axis] = (fw - bw) / (2.0 * h);
+                hess[axis][axis] = (fw - 2.0 * c + bw) / (h * h);
+            }
+        }
+        let mut cross_free = false;
+        if free[0] && free[1] {
+            let corners = [at(1, 1), at(1, -1), at(-1, 1), at(-1, -1)];
+            if corners.iter().all(|v| v.is_finite()) {
+                let cross = (corners[0] - corners[1] - corners[2] + corners[3]) / (4.0 * h * h);
+                hess[0][1] = cross;
+                hess[1][0] = cross;
+                cross_free = true;
+            } else {
+                free = [true, false];
+            }
+        }
+        if !free[0] && !free[1] {
+            return out;
+        }
+        // Newton: (H + I/sigma) delta = -(g + (y_j - x)/sigma) on the free axes
+        let mut a = [[0.0; 2]; 2];
+        let mut r = [0.0; 2];
+        for d in 0..2 {
+            if free[d] {
+                r[d] = -(g[d] + (yj[d] - x[d]) / sigma);
+                for e in 0..2 {
+                    if free[e] {
+                        a[d][e] = hess[d][e] + if d == e { 1.0 / sigma } else { 0.0 };
+                    }
+                }
+            } else {
+                a[d][d] = 1.0;
+            }
+        }
+        let det = a[0][0] * a[1][1] - a[0][1] * a[1][0];
+        if !(det > 0.0 && a[0][0] > 0.0) {
+            return out;
+        }
+        let delta = [
+            (a[1][1] * r[0] - a[0][1] * r[1]) / det,
+            (a[0][0] * r[1] - a[1][0] * r[0]) / det,
+        ];
+        if delta[0].abs() > h || delta[1].abs() > h {
+            return out;
+        }
+        let y = [yj[0] + delta[0], yj[1] + delta[1]];
+        let model = c
+            + g[0] * delta[0]
+            + g[1] * delta[1]
+            + 0.5 * (hess[0][0] * delta[0] * delta[0] + hess[1][1] * delta[1] * delta[1])
+            + hess[0][1] * delta[0] * delta[1];
+        out.y = y;
+        out.value = model + d2(y);
+        // weights of the quadratic model on its stencil
+        let (u, v) = (delta[0] / h, delta[1] / h);
+        out.stencil[0] = (0, 0, 1.0 - u * u - v * v);
+        let mut n = 1;
+        let mut push = |di: isize, dj: isize, w: f64| {
+            out.stencil[n] = (di, dj, w);
+            n += 1;
+        };
+        if free[0] {
+            push(1, 0, 0.5 * (u + u * u));
+            push(-1, 0, 0.5 * (u * u - u));
+        }
+        if free[1] {
+            push(0, 1, 0.5 * (v + v * v));
+            push(0, -1, 0.5 * (v * v - v));
+        }
+        if cross_free {
+            let w = 0.25 * u * v;
+            push(1, 1, w);
+            push(1, -1, -w);
+            push(-1, 1, -w);
+            push(-1, -1, w);
+        }
+        out.len = n;
+        out
+    }
+
+    /// Solves `(tau D^T Gamma D + diag(gibbs) + shift) delta = rhs` on the
+    /// support of Q by Jacobi-preconditioned conjugate gradients.
+    fn newton_direction(&self, eval: &Evaluation) -> Array2<f64> {
+        let grid = self.grid;
+        let (n0, n1) = grid.shape();
+        let tau = self.kernel.tau();
+        let on: Vec<bool> = self.support().collect();
+        let gamma = &eval.plan.gamma;
+        let floor = std::env::var("FLOOR").ok().and_then(|v| v.parse().ok()).unwrap_or(1e-9) * gamma.iter().fold(0.0f64, |a, b| a.max(*b));
+        let coef = tau / (grid.h * grid.h);
+        // edge weights Gamma between neighbouring support nodes
+        let edge = |a: usize, b: usize| -> f64 {
+            if on[a] && on[b] {
+                coef * (0.5 * (gamma.as_slice().expect("layout")[a] + gamma.as_slice().expect("layout")[b]) + floor)
+            } else {
+                0.0
+            }
+        };
+        let mut wx = vec![0.0; n0 * n1];
+        let mut wy = vec![0.0; n0 * n1];
+        for i in 0..n0 {
+            for j in 0..n1 {
+                let k = i * n1 + j;
+                if i + 1 < n0 {
+                    wx[k] = edge(k, k + n1);
+                }
+                if j + 1 < n1 {
+                    wy[k] = edge(k, k + 1);
+                }
+            }
+        }
+        let gibbs = eval.gibbs.as_slice().expect("layout");
+        let shift = 1e-10 + 1e-6 * gibbs.iter().fold(0.0f64, |a, b| a.max(*b));
+        let diag: Vec<f64> = (0..n0 * n1)
+            .map(|k| {
+                let (i, j) = (k / n1, k % n1);
+                let mut d = gibbs[k] + shift + wx[k] + wy[k];
+                if i > 0 {
+                    d += wx[k - n1];
+                }
+                if j > 0 {
+                    d += wy[k - 1];
+                }
+                d
+            })
+            .collect();
+        let apply = |v: &[f64], out: &mut [f64]| {
+            for k in 0..n0 * n1 {
+                if !on[k] {
+                    out[k] = 0.0;
+                    continue;
+                }
+                let (i, j) = (k / n1, k % n1);
+                let mut s = diag[k] * v[k];
+                if i + 1 < n0 {
+                    s -= wx[k] * v[k + n1];
+                }
+                if i > 0 {
+                    s -= wx[k - n1] * v[k - n1];
+                }
+                if j + 1 < n1 {
+                    s -= wy[k] * v[k + 1];
+                }
+                if j > 0 {
+                    s -= wy[k - 1] * v[k - 1];
+                }
+                out[k] = s;
+            }
+        };
+        let rhs = eval.gradient.as_slice().expect("layout");
+        conjugate_gradient(&apply, &diag, rhs, &on, 1e-8, 500)
+            .into_shape_with_order(grid.shape())
+            .expect("shape")
+    }
+}
+
+/// Preconditioned CG for a symmetric positive definite operator on the masked entries.
+fn conjugate_gradient(
+    apply: &dyn Fn(&[f64], &mut [f64]),
+    diag: &[f64],
+    rhs: &[f64],
+    mask: &[bool],
+    tolerance: f64,
+    max_iterations: usize,
+) -> ndarray::Array1<f64> {
+    let n = rhs.len();
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let mut x = vec![0.0; n];
+    let mut r: Vec<f64> = rhs.iter().zip(mask).map(|(v, m)| if *m { *v } else { 0.0 }).collect();
+    let mut z: Vec<f64> = r.iter().zip(diag).map(|(a, d)| a / d).collect();
+    let mut p = z.clone();
+    let mut ap = vec![0.0; n];
+    let mut rz = dot(&r, &z);
+    let stop = tolerance * dot(&r, &r).sqrt();
+    for _ in 0..max_iterations {
+        if dot(&r, &r).sqrt() <= stop {
+            break;
+        }
+        apply(&p, &mut ap);
+        let alpha = rz / dot(&p, &ap);
+        for k in 0..n {
+            x[k] += alpha * p[k];
+            r[k] -= alpha * ap[k];
+        }
+        for k in 0..n {
+            z[k] = r[k] / diag[k];
+        }
+        let rz_new = dot(&r, &z);
+        let beta = rz_new / rz;
+        rz = rz_new;
+        for k in 0..n {
+            p[k] = z[k] + beta * p[k];
+        }
+    }
+    ndarray::Array1::from(x)
+}
+
+/// The dual-ascent solver with exact characteristics.
+#[derive(Debug, Clone, Default)]
+pub struct DualSolver {
+    /// Its options.
+    pub options: DualOptions,
+}
+
+impl DualSolver {
+    /// Solver with the given options.
+    pub fn new(options: DualOptions) -> Self {
+        DualSolver { options }
+    }
+
+    /// Solves `problem` on `grid` from the default start.
+    pub fn solve(&self, problem: &Problem, grid: &Grid, observer: &mut dyn Observer) -> Result<Solution> {
+        self.solve_from(problem, grid, &InitialGuess::default(), observer)
+    }
+
+    /// Solves `problem` on `grid` from a given start.
+    pub fn solve_from(
+        &self,
+        problem: &Problem,
+        grid: &Grid,
+        guess: &InitialGuess,
+        observer: &mut dyn Observer,
+    ) -> Result<Solution> {
+        problem.validate()?;
+        let o = &self.options;
+        if problem.alpha <= 0.0 {
+            return Err(Error::invalid(
+                "alpha",
+                problem.alpha,
+                "the exact-characteristics solver needs alpha > 0",
+            ));
+        }
+        if problem.divergence == FDivergence::W1 {
+            return Err(Error::invalid(
+                "divergence",
+                "w1",
+                "method dual needs a strictly convex f (kl, reverse-kl, alpha, js, chi2)",
+            ));
+        }
+        if !(o.ladder_ratio > 1.0) {
+            return Err(Error::invalid("ladder_ratio", o.ladder_ratio, "must exceed 1"));
+        }
+        let start = Instant::now();
+        let (rho0, q) = problem.masses(grid)?;
+        let kernel = HuberKernel {
+            alpha: problem.alpha,
+            horizon: problem.horizon,
+            lipschitz: problem.lipschitz,
+        };
+        let hi = grid.hi();
+        let diameter = ((hi[0] - grid.lo[0]).powi(2) + (hi[1] - grid.lo[1]).powi(2)).sqrt();
+        let tau = kernel.tau();
+        let l = problem.lipschitz.unwrap_or(0.0);
+        let ladder: Vec<(f64, f64)> = kernel
+            .ladder(grid.h, diameter, o.ladder_ratio)
+            .into_iter()
+            .map(|sigma| (sigma, 0.5 * l * l * (sigma - tau)))
+            .collect();
+        let empty = HopfLax {
+            value: grid.zeros(),
+            arg0: Array2::zeros(grid.shape()),
+            arg1: Array2::zeros(grid.shape()),
+        };
+        let mut setup = Setup {
+            grid,
+            rho0: &rho0,
+            q: &q,
+            f: problem.divergence,
+            kernel,
+            scales: vec![empty; ladder.len()],
+            ladder,
+            par: o.parallelism,
+            ws: HopfLaxWorkspace::new(grid),
+        };
+        let mut psi = match &guess.potential {
+            Some(p) if p.dim() != grid.shape() => {
+                return Err(Error::invalid(
+                    "initial potential",
+                    format!("{:?}", p.dim()),
+                    "must have the grid's shape",
+                ));
+            }
+            Some(p) => p.clone(),
+            None => grid.zeros(),
+        };
+        for (v, &m) in psi.iter_mut().zip(&q) {
+            if m == 0.0 {
+                *v = f64::INFINITY;
+            }
+        }
+        let smooth = setup.ladder.len() > 1;
+        let mut eps = if smooth { o.smoothing } else { 0.0 };
+        let mut eval = setup.evaluate(&psi, eps)?;
+        let mut best = (eval.hard, psi.clone(), eval.transform.clone());
+        let mut iterations = 0;
+        let mut stage_count = 0;
+        let mut step = 1.0;
+        let mut converged = false;
+        let mut objective = eval.plan.kinetic + eval.plan.w1 + setup.divergence(&eval.plan.gamma);
+        while iterations < o.max_iterations {
+            iterations += 1;
+            stage_count += 1;
+            let direction = setup.newton_direction(&eval);
+            let slope: f64 = (&direction * &eval.gradient).sum();
+            let mut accepted = false;
+            for _ in 0..12 {
+                let mut trial = psi.clone();
+                trial.scaled_add(step, &direction);
+                let e = setup.evaluate(&trial, eps)?;
+                if e.soft >= eval.soft + 1e-4 * step * slope {
+                    psi = trial;
+                    eval = e;
+                    accepted = true;
+                    step = (step * 2.0).min(1.0);
+                    break;
+                }
+                step *= 0.5;
+            }
+            objective = eval.plan.kinetic + eval.plan.w1 + setup.divergence(&eval.plan.gamma);
+            if std::env::var("TRACE").is_ok() {
+                eprintln!("  step {step:.3e} slope {slope:.3e} soft {:.8} hard {:.8} |g| {:.3e} accepted {accepted}", eval.soft, eval.hard, eval.gradient.iter().map(|v| v.abs()).sum::<f64>());
+            }
+            if !objective.is_finite() || !eval.hard.is_finite() {
+                return Err(Error::Diverged {
+                    method: "dual".into(),
+                    iteration: iterations,
+                    quantity: "objective".into(),
+                    value: objective,
+                });
+            }
+            if eval.hard > best.0 {
+                best = (eval.hard, psi.clone(), eval.transform.clone());
+            }
+            observer.observe(&IterationState {
+                iteration: iterations,
+                objective,
+                dual: best.0,
+                smoothing: eps,
+            });
+            let gap = objective - best.0;
+            let last_stage = !smooth || eps <= o.smoothing_min;
+            if last_stage && gap <= o.tolerance * objective.abs().max(1.0) {
+                converged = true;
+                break;
+            }
+            let stalled = !accepted || slope <= 1e-14 * objective.abs().max(1.0);
+            let stage_done = gap <= o.tolerance * objective.abs().max(1.0) || stalled || stage_count >= o.stage_iterations;
+            if stage_done {
+                if last_stage {
+                    if stalled {
+                        break;
+                    }
+                } else {
+                    eps = (eps * 0.25).max(o.smoothing_min);
+                    stage_count = 0;
+                    step = 1.0;
+                    eval = setup.evaluate(&psi, eps)?;
+                }
+            }
+        }
+        let (dual, best_psi, value0) = best;
+        let plan = eval.plan;
+        let gap = objective - dual;
+        let mut ws = HopfLaxWorkspace::new(grid);
+        // U(., T) = psi^L (psi itself without the W1 proximal)
+        let mut phi = match problem.lipschitz {
+            Some(l) => lipschitz_envelope(grid, &best_psi, l, o.ladder_ratio.min(1.05), &mut ws, o.parallelism),
+            None => best_psi.clone(),
+        };
+        let top = phi.iter().filter(|v| v.is_finite()).fold(f64::NEG_INFINITY, |a, b| a.max(*b));
+        phi.mapv_inplace(|v| if v.is_finite() { v } else { top });
+        let rho_terminal = normalise_mass("terminal density", plan.rho_terminal.clone())?;
+        let (alpha, horizon) = (problem.alpha, problem.horizon);
+        let max_speed = max_speed(grid, &rho0, &plan.end, horizon);
+        let snapshots = snapshots(grid, &rho0, &phi, &plan, alpha, horizon, o.snapshots, &mut ws, o.parallelism);
+        let hj_residual = hj_residual(grid, &rho0, &phi, &plan.end, alpha, horizon, &mut ws, o.parallelism);
+        let terminal_cost = plan.w1 + setup.divergence(&plan.gamma);
+        let diagnostics = Diagnostics {
+            objective,
+            kinetic_energy: plan.kinetic,
+            terminal_cost,
+            dual_value: dual,
+            duality_gap: gap,
+            hj_residual,
+            max_speed,
+            speed_bound: problem.lipschitz.map_or(f64::INFINITY, |l| l / alpha),
+            iterations,
+            converged,
+            stop_reason: if converged {
+                StopReason::Converged { residual: gap }
+            } else {
+                StopReason::MaxIterations { residual: gap }
+            },
+            mass_error: (plan.rho_terminal.sum() - 1.0).abs(),
+            wall_time_s: start.elapsed().as_secs_f64(),
+        };
+        Ok(Solution {
+            method: "dual".into(),
+            grid: grid.clone(),
+            horizon,
+            alpha,
+            rho0,
+            target: q,
+            rho_terminal,
+            phi,
+            value0,
+            map: Some(plan.end),
+            snapshots,
+            diagnostics,
+        })
+    }
+}
+
+/// Pushes `rho0` along straight lines to the end points, to time fraction `theta`.
+pub fn push_forward(grid: &Grid, rho0: &Array2<f64>, end: &[Array2<f64>; 2], theta: f64) -> Array2<f64> {
+    let mut out = grid.zeros();
+    for ((i, j), &m) in rho0.indexed_iter() {
+        if m == 0.0 {
+            continue;
+        }
+        let x = grid.node(i, j);
+        let y = [end[0][[i, j]], end[1][[i, j]]];
+        grid.deposit(
+            &mut out,
+            [x[0] + theta * (y[0] - x[0]), x[1] + theta * (y[1] - x[1])],
+            m,
+        );
+    }
+    out
+}
+
+/// Largest speed `|x_T - x| / T` over nodes carrying mass.
+fn max_speed(grid: &Grid, rho0: &Array2<f64>, end: &[Array2<f64>; 2], horizon: f64) -> f64 {
+    let floor = 1e-12 * rho0.iter().fold(0.0f64, |a, b| a.max(*b));
+    rho0.indexed_iter()
+        .filter(|(_, m)| **m > floor)
+        .map(|((i, j), _)| {
+            let x = grid.node(i, j);
+            ((end[0][[i, j]] - x[0]).powi(2) + (end[1][[i, j]] - x[1]).powi(2)).sqrt() / horizon
+        })
+        .fold(0.0, f64::max)
+}
+
+/// `U(., T - span) = HL_span phi` (phi itself when `span = 0`).
+pub fn value_at(grid: &Grid, phi: &Array2<f64>, alpha: f64, span: f64, ws: &mut HopfLaxWorkspace, par: Parallelism) -> Array2<f64> {
+    if span <= 0.0 {
+        return phi.clone();
+    }
+    hopf_lax(grid, phi, alpha / (2.0 * span), ws, par).value
+}
+
+#[allow(clippy::too_many_arguments)]
+fn snapshots(
+    grid: &Grid,
+    rho0: &Array2<f64>,
+    phi: &Array2<f64>,
+    plan: &Plan,
+    alpha: f64,
+    horizon: f64,
+    count: usize,
+    ws: &mut HopfLaxWorkspace,
+    par: Parallelism,
+) -> Vec<Snapshot> {
+    let n = count.max(2);
+    (0..n)
+        .map(|k| {
+            let theta = k as f64 / (n - 1) as f64;
+            let t = theta * horizon;
+            let rho = if k == n - 1 {
+                plan.rho_terminal.clone()
+            } else {
+                push_forward(grid, rho0, &plan.end, theta)
+            };
+            Snapshot {
+                t,
+                rho,
+                value: value_at(grid, phi, alpha, horizon - t, ws, par),
+            }
+        })
+        .collect()
+}
+
+/// rho(T/2)-weighted RMS of `dU/dt - |grad U|^2 / (2 alpha)` at t = T/2, with
+/// a centred time difference of width T/50.
+#[allow(clippy::too_many_arguments)]
+fn hj_residual(
+    grid: &Grid,
+    rho0: &Array2<f64>,
+    phi: &Array2<f64>,
+    end: &[Array2<f64>; 2],
+    alpha: f64,
+    horizon: f64,
+    ws: &mut HopfLaxWorkspace,
+    par: Parallelism,
+) -> f64 {
+    let dt = horizon / 50.0;
+    let span = horizon / 2.0;
+    let later = value_at(grid, phi, alpha, span - dt / 2.0, ws, par);
+    let earlier = value_at(grid, phi, alpha, span + dt / 2.0, ws, par);
+    let mid = value_at(grid, phi, alpha, span, ws, par);
+    let g = grid.gradient(&mid);
+    let rho = push_forward(grid, rho0, end, 0.5);
+    let mut acc = 0.0;
+    for ((i, j), &m) in rho.indexed_iter() {
+        let ut = (later[[i, j]] - earlier[[i, j]]) / dt;
+        let r = ut - (g[0][[i, j]].powi(2) + g[1][[i, j]].powi(2)) / (2.0 * alpha);
+        acc += m * r * r;
+    }
+    (acc / rho.sum()).sqrt()
+}

@@ -1,0 +1,7 @@
+//! Coupled mean-field-game solvers. Each returns a [`Solution`].
+
+pub mod dual;
+pub mod solution;
+
+pub use dual::{DualOptions, DualSolver, InitialGuess, IterationState, Observer, Silent};
+pub use solution::{Diagnostics, Snapshot, Solution, StopReason};

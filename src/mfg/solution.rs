@@ -1,0 +1,134 @@
+//! What every MFG solver returns: densities and value functions on the grid,
+//! the terminal discriminator phi* = U(., T), the map y*(x) where the method
+//! has one, and the figures of merit. Diagnostics, plots and reports take a
+//! `Solution`, never a solver.
+
+use crate::error::{Error, Result};
+use crate::grid::Grid;
+use ndarray::Array2;
+use std::path::Path;
+
+/// Why a solver stopped.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "reason", rename_all = "kebab-case")]
+pub enum StopReason {
+    /// The fixed-point residual fell below the tolerance.
+    Converged { residual: f64 },
+    /// The iteration cap was reached with this residual.
+    MaxIterations { residual: f64 },
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Converged { residual } => write!(f, "converged (residual {residual:.2e})"),
+            StopReason::MaxIterations { residual } => {
+                write!(f, "iteration cap reached (residual {residual:.2e})")
+            }
+        }
+    }
+}
+
+/// Figures of merit of a solution (math.md sections 1–3 and E).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Diagnostics {
+    /// `J = kinetic_energy + terminal_cost`.
+    pub objective: f64,
+    /// `alpha int int |v|^2/2 rho` (= `alpha/(2T) E|y* - x|^2` on straight lines).
+    pub kinetic_energy: f64,
+    /// `D_f^L(rho_T || Q)`.
+    pub terminal_cost: f64,
+    /// Dual value `int HL_T phi d rho0 - Lambda_f(phi; Q)`.
+    pub dual_value: f64,
+    /// `objective - dual_value`, a convergence certificate.
+    pub duality_gap: f64,
+    /// rho-weighted RMS of `dU/dt - |grad U|^2/(2 alpha)` at t = T/2.
+    pub hj_residual: f64,
+    /// Largest agent speed `|y* - x| / T` on the support of rho0.
+    pub max_speed: f64,
+    /// `L / alpha` (infinite without the W1 proximal).
+    pub speed_bound: f64,
+    /// Outer iterations.
+    pub iterations: usize,
+    /// Whether the tolerance was met.
+    pub converged: bool,
+    /// Why the solver stopped.
+    pub stop_reason: StopReason,
+    /// `|mass(rho_T) - 1|`.
+    pub mass_error: f64,
+    /// Wall time of the solve.
+    pub wall_time_s: f64,
+}
+
+/// Density and value function at one time.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Time in `[0, T]`.
+    pub t: f64,
+    /// Mass field rho(., t).
+    pub rho: Array2<f64>,
+    /// Value function U(., t).
+    pub value: Array2<f64>,
+}
+
+/// A solution of the MFG system on a grid.
+#[derive(Debug, Clone)]
+pub struct Solution {
+    /// Method that produced it.
+    pub method: String,
+    /// The grid.
+    pub grid: Grid,
+    /// Horizon T.
+    pub horizon: f64,
+    /// Kinetic weight.
+    pub alpha: f64,
+    /// Source masses.
+    pub rho0: Array2<f64>,
+    /// Target masses.
+    pub target: Array2<f64>,
+    /// Terminal masses rho(., T).
+    pub rho_terminal: Array2<f64>,
+    /// Terminal potential phi* = U(., T).
+    pub phi: Array2<f64>,
+    /// U(., 0).
+    pub value0: Array2<f64>,
+    /// The map y*(x) at every node (one field per axis), where defined.
+    pub map: Option<[Array2<f64>; 2]>,
+    /// Densities and values at stored times (including 0 and T).
+    pub snapshots: Vec<Snapshot>,
+    /// Figures of merit.
+    pub diagnostics: Diagnostics,
+}
+
+impl Solution {
+    /// Writes `rho0.npy, rho_T.npy, U0.npy, phi.npy` (and the map) into `dir`.
+    pub fn write_fields(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let mut fields: Vec<(&str, &Array2<f64>)> = vec![
+            ("rho0.npy", &self.rho0),
+            ("rho_T.npy", &self.rho_terminal),
+            ("U0.npy", &self.value0),
+            ("phi.npy", &self.phi),
+            ("target.npy", &self.target),
+        ];
+        if let Some([mx, my]) = &self.map {
+            fields.push(("map_x.npy", mx));
+            fields.push(("map_y.npy", my));
+        }
+        for (name, field) in fields {
+            write_npy(&dir.join(name), field)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes an array as `.npy` through a temporary file and a rename, so a crash
+/// never leaves a half-written file under the final name.
+pub fn write_npy(path: &Path, field: &Array2<f64>) -> Result<()> {
+    let tmp = path.with_extension("npy.tmp");
+    ndarray_npy::write_npy(&tmp, field).map_err(|e| Error::ArrayFile {
+        path: tmp.clone(),
+        message: e.to_string(),
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}

@@ -1,0 +1,41 @@
+//! Explicit parallelism for the hot kernels: each kernel takes a
+//! [`Parallelism`] and sweeps grid rows either in order or with rayon.
+
+use ndarray::{Array2, ArrayViewMut1, Zip};
+
+/// How a kernel sweeps the rows of a grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Parallelism {
+    /// One thread, in order (deterministic and cheapest for small grids).
+    Sequential,
+    /// rayon's global pool.
+    #[default]
+    Rayon,
+}
+
+impl Parallelism {
+    /// Calls `f(i, a_row_i, b_row_i)` for every row `i` of two equally shaped arrays.
+    pub fn rows2<F>(self, a: &mut Array2<f64>, b: &mut Array2<f64>, f: F)
+    where
+        F: Fn(usize, ArrayViewMut1<f64>, ArrayViewMut1<f64>) + Sync + Send,
+    {
+        let zip = Zip::indexed(a.rows_mut()).and(b.rows_mut());
+        match self {
+            Parallelism::Sequential => zip.for_each(|i, x, y| f(i, x, y)),
+            Parallelism::Rayon => zip.par_for_each(|i, x, y| f(i, x, y)),
+        }
+    }
+
+    /// Calls `f(i, row_i)` for every row `i`.
+    pub fn rows<F>(self, a: &mut Array2<f64>, f: F)
+    where
+        F: Fn(usize, ArrayViewMut1<f64>) + Sync + Send,
+    {
+        let zip = Zip::indexed(a.rows_mut());
+        match self {
+            Parallelism::Sequential => zip.for_each(|i, x| f(i, x)),
+            Parallelism::Rayon => zip.par_for_each(|i, x| f(i, x)),
+        }
+    }
+}
