@@ -49,6 +49,8 @@ pub struct DualOptions {
     pub smoothing_min: f64,
     /// Ascent iterations at most per smoothing stage.
     pub stage_iterations: usize,
+    /// Grid-scale blur of the best response: temperature `theta h^2 / sigma`.
+    pub local_smoothing: f64,
     /// Number of stored snapshots in [0, T] (at least 2).
     pub snapshots: usize,
     /// Parallel sweeps.
@@ -64,6 +66,7 @@ impl Default for DualOptions {
             smoothing: 1e-2,
             smoothing_min: 1e-4,
             stage_iterations: 40,
+            local_smoothing: 0.5,
             snapshots: 5,
             parallelism: Parallelism::Rayon,
         }
@@ -118,6 +121,26 @@ struct Plan {
     w1: f64,
 }
 
+impl Plan {
+    fn cost(&self) -> f64 {
+        self.kinetic + self.w1
+    }
+
+    /// `self <- (1 - w) self + w other`.
+    fn mix(&mut self, other: &Plan, w: f64) {
+        let blend = |a: &mut Array2<f64>, b: &Array2<f64>| {
+            *a *= 1.0 - w;
+            a.scaled_add(w, b);
+        };
+        blend(&mut self.gamma, &other.gamma);
+        blend(&mut self.rho_terminal, &other.rho_terminal);
+        blend(&mut self.end[0], &other.end[0]);
+        blend(&mut self.end[1], &other.end[1]);
+        self.kinetic = (1.0 - w) * self.kinetic + w * other.kinetic;
+        self.w1 = (1.0 - w) * self.w1 + w * other.w1;
+    }
+}
+
 /// Everything the ascent needs at one potential.
 struct Evaluation {
     /// Smoothed dual value.
@@ -134,13 +157,13 @@ struct Evaluation {
     gibbs: Array2<f64>,
 }
 
-/// A refined minimiser with the derivative of its value with respect to psi.
-struct Refined {
-    y: [f64; 2],
+/// The soft local minimum of one agent at one scale.
+#[derive(Debug, Clone, Default)]
+struct Local {
+    /// Soft minimum value.
     value: f64,
-    /// `(di, dj, weight)` relative to the node minimiser.
-    stencil: [(isize, isize, f64); 9],
-    len: usize,
+    /// `(i, j, weight, |x - y|)` of the nodes it spreads over.
+    entries: Vec<(usize, usize, f64, f64)>,
 }
 
 /// Everything fixed during a solve, with the reusable buffers.
@@ -152,6 +175,8 @@ struct Setup<'a> {
     kernel: HuberKernel,
     /// `sigma = tau + s` of every scale and its offset `L^2 s / 2`.
     ladder: Vec<(f64, f64)>,
+    /// Temperature of the local soft minimum in units of `h^2 / sigma`.
+    local_theta: f64,
     par: Parallelism,
     ws: HopfLaxWorkspace,
     scales: Vec<HopfLax>,
@@ -177,9 +202,8 @@ impl Setup<'_> {
             w1: 0.0,
         };
         let mut transform = grid.zeros();
-        let mut dual_gamma = grid.zeros();
         let (mut soft_sum, mut hard_sum) = (0.0, 0.0);
-        let mut refined: Vec<Refined> = Vec::with_capacity(self.ladder.len());
+        let mut locals: Vec<Local> = vec![Local::default(); self.ladder.len()];
         let mut weights = vec![0.0; self.ladder.len()];
         for ((i, j), &m) in self.rho0.indexed_iter() {
             let x = grid.node(i, j);
@@ -200,16 +224,14 @@ impl Setup<'_> {
                 continue;
             }
             hard_sum += m * hard;
-            refined.clear();
-            for (&(sigma, offset), hl) in self.ladder.iter().zip(&self.scales) {
+            for (k, (&(sigma, offset), hl)) in self.ladder.iter().zip(&self.scales).enumerate() {
                 let node = (hl.arg0[[i, j]], hl.arg1[[i, j]]);
-                let mut r = self.refine(psi, x, node, sigma);
-                r.value += offset;
-                refined.push(r);
+                self.soft_local(psi, x, node, sigma, &mut locals[k]);
+                locals[k].value += offset;
             }
-            let low = refined.iter().map(|r| r.value).fold(f64::INFINITY, f64::min);
+            let low = locals.iter().map(|r| r.value).fold(f64::INFINITY, f64::min);
             let mut total = 0.0;
-            for (w, r) in weights.iter_mut().zip(&refined) {
+            for (w, r) in weights.iter_mut().zip(&locals) {
                 *w = if eps > 0.0 {
                     (-(r.value - low) / eps).exp()
                 } else if r.value == low {
@@ -221,27 +243,27 @@ impl Setup<'_> {
             }
             soft_sum += m * (low - eps * total.ln());
             let mut bary = [0.0; 2];
-            for ((w, r), hl) in weights.iter().zip(&refined).zip(&self.scales) {
+            for (w, local) in weights.iter().zip(&locals) {
                 let w = w / total;
                 if w < 1e-12 {
                     continue;
                 }
-                let (a0, a1) = (hl.arg0[[i, j]], hl.arg1[[i, j]]);
-                for &(di, dj, sw) in &r.stencil[..r.len] {
-                    dual_gamma[[(a0 as isize + di) as usize, (a1 as isize + dj) as usize]] += m * w * sw;
+                for &(a0, a1, lw, dist) in &local.entries {
+                    let mass = m * w * lw;
+                    if mass == 0.0 {
+                        continue;
+                    }
+                    plan.gamma[[a0, a1]] += mass;
+                    let y = grid.node(a0, a1);
+                    let step = if dist > reach { reach / dist } else { 1.0 };
+                    let end = [x[0] + step * (y[0] - x[0]), x[1] + step * (y[1] - x[1])];
+                    let (kin, w1) = self.kernel.split(dist);
+                    plan.kinetic += mass * kin;
+                    plan.w1 += mass * w1;
+                    grid.deposit(&mut plan.rho_terminal, end, mass);
+                    bary[0] += w * lw * end[0];
+                    bary[1] += w * lw * end[1];
                 }
-                let y = r.y;
-                let d = [y[0] - x[0], y[1] - x[1]];
-                let dist = (d[0] * d[0] + d[1] * d[1]).sqrt();
-                let step = if dist > reach { reach / dist } else { 1.0 };
-                let end = [x[0] + step * d[0], x[1] + step * d[1]];
-                let (kin, w1) = self.kernel.split(dist);
-                plan.kinetic += m * w * kin;
-                plan.w1 += m * w * w1;
-                grid.deposit(&mut plan.gamma, y, m * w);
-                grid.deposit(&mut plan.rho_terminal, end, m * w);
-                bary[0] += w * end[0];
-                bary[1] += w * end[1];
             }
             plan.end[0][[i, j]] = bary[0];
             plan.end[1][[i, j]] = bary[1];
@@ -257,7 +279,7 @@ impl Setup<'_> {
         let (ps, qs) = (psi.as_slice().expect("layout"), self.q.as_slice().expect("layout"));
         let lambda = self.f.lambda(ps, qs);
         let gibbs = Array2::from_shape_vec(grid.shape(), self.f.lambda_gradient(ps, qs)).expect("shape");
-        let mut gradient = &dual_gamma - &gibbs;
+        let mut gradient = &plan.gamma - &gibbs;
         for (g, on) in gradient.iter_mut().zip(self.support()) {
             if !on {
                 *g = 0.0;
@@ -273,6 +295,48 @@ impl Setup<'_> {
         })
     }
 
+    /// Exact line search of `(1-w) C_a + w C_b + D_f((1-w) g_a + w g_b || Q)`
+    /// over `w` in [0, 1] (a convex function of w).
+    fn line_search(&self, current: &Plan, response: &Plan) -> f64 {
+        let mut mixed = current.gamma.clone();
+        let mut objective = |w: f64| {
+            ndarray::Zip::from(&mut mixed)
+                .and(&current.gamma)
+                .and(&response.gamma)
+                .for_each(|m, &a, &b| *m = (1.0 - w) * a + w * b);
+            (1.0 - w) * current.cost() + w * response.cost() + self.divergence(&mixed)
+        };
+        let golden = 0.5 * (5f64.sqrt() - 1.0);
+        let (mut lo, mut hi) = (0.0, 1.0);
+        let mut a = hi - golden * (hi - lo);
+        let mut b = lo + golden * (hi - lo);
+        let (mut fa, mut fb) = (objective(a), objective(b));
+        for _ in 0..50 {
+            if fa <= fb {
+                hi = b;
+                b = a;
+                fb = fa;
+                a = hi - golden * (hi - lo);
+                fa = objective(a);
+            } else {
+                lo = a;
+                a = b;
+                fa = fb;
+                b = lo + golden * (hi - lo);
+                fb = objective(b);
+            }
+        }
+        let w = 0.5 * (lo + hi);
+        let (f0, f1, fw) = (objective(0.0), objective(1.0), objective(w));
+        if f1 <= fw && f1 <= f0 {
+            1.0
+        } else if f0 <= fw {
+            0.0
+        } else {
+            w
+        }
+    }
+
     fn divergence(&self, gamma: &Array2<f64>) -> f64 {
         self.f.divergence(
             gamma.as_slice().expect("standard layout"),
@@ -280,120 +344,47 @@ impl Setup<'_> {
         )
     }
 
-    /// Minimises `psi~(y) + |x - y|^2 / (2 sigma)` near the node minimiser `y_j`,
-    /// where `psi~` is the quadratic model of psi from its 3-point (3x3)
-    /// stencil, by one Newton step. Only axes whose stencil lies in the support
-    /// of Q move, so a cloud-in-cell deposit of y stays on the support; a step
-    /// longer than a cell is rejected (psi is not smooth there). Returns the
-    /// point, the model value and the model's weights on the stencil nodes (the
-    /// derivative of the value with respect to psi).
-    fn refine(&self, psi: &Array2<f64>, x: [f64; 2], node: (usize, usize), sigma: f64) -> Refined {
+    /// Soft minimum of `psi(y) + |x - y|^2 / (2 sigma)` over the 5x5 (5 in 1-D)
+    /// nodes around the node minimiser, at temperature `theta h^2 / sigma`:
+    /// a grid-scale entropic blur that makes the best response a smooth
+    /// function of psi (a hard minimum over nodes sends agents to nodes only and
+    /// leaves a comb-shaped density). The weights are the derivative of the
+    /// soft value with respect to psi and, being non-negative, a transport plan.
+    fn soft_local(&self, psi: &Array2<f64>, x: [f64; 2], node: (usize, usize), sigma: f64, out: &mut Local) {
         let grid = self.grid;
-        let h = grid.h;
-        let yj = grid.node(node.0, node.1);
-        let at = |di: isize, dj: isize| -> f64 {
-            let i = node.0 as isize + di;
-            let j = node.1 as isize + dj;
-            if i < 0 || j < 0 || i >= grid.n[0] as isize || j >= grid.n[1] as isize {
-                f64::INFINITY
-            } else {
-                psi[[i as usize, j as usize]]
-            }
-        };
-        let c = at(0, 0);
-        let d2 = |y: [f64; 2]| ((y[0] - x[0]).powi(2) + (y[1] - x[1]).powi(2)) / (2.0 * sigma);
-        let mut out = Refined {
-            y: yj,
-            value: c + d2(yj),
-            stencil: [(0, 0, 0.0); 9],
-            len: 1,
-        };
-        out.stencil[0] = (0, 0, 1.0);
-        let mut free = [false; 2];
-        let mut g = [0.0; 2];
-        let mut hess = [[0.0; 2]; 2];
-        for (axis, fr) in free.iter_mut().enumerate().take(grid.dim) {
-            let (fw, bw) = if axis == 0 { (at(1, 0), at(-1, 0)) } else { (at(0, 1), at(0, -1)) };
-            if fw.is_finite() && bw.is_finite() {
-                *fr = true;
-                g[axis] = (fw - bw) / (2.0 * h);
-                hess[axis][axis] = (fw - 2.0 * c + bw) / (h * h);
-            }
-        }
-        let mut cross_free = false;
-        if free[0] && free[1] {
-            let corners = [at(1, 1), at(1, -1), at(-1, 1), at(-1, -1)];
-            if corners.iter().all(|v| v.is_finite()) {
-                let cross = (corners[0] - corners[1] - corners[2] + corners[3]) / (4.0 * h * h);
-                hess[0][1] = cross;
-                hess[1][0] = cross;
-                cross_free = true;
-            } else {
-                free = [true, false];
-            }
-        }
-        if !free[0] && !free[1] {
-            return out;
-        }
-        // Newton: (H + I/sigma) delta = -(g + (y_j - x)/sigma) on the free axes
-        let mut a = [[0.0; 2]; 2];
-        let mut r = [0.0; 2];
-        for d in 0..2 {
-            if free[d] {
-                r[d] = -(g[d] + (yj[d] - x[d]) / sigma);
-                for e in 0..2 {
-                    if free[e] {
-                        a[d][e] = hess[d][e] + if d == e { 1.0 / sigma } else { 0.0 };
-                    }
+        let eps = self.local_theta * grid.h * grid.h / sigma;
+        out.entries.clear();
+        let span: isize = 2;
+        let (r0, r1) = (span, if grid.dim == 2 { span } else { 0 });
+        let mut low = f64::INFINITY;
+        for di in -r0..=r0 {
+            for dj in -r1..=r1 {
+                let i = node.0 as isize + di;
+                let j = node.1 as isize + dj;
+                if i < 0 || j < 0 || i >= grid.n[0] as isize || j >= grid.n[1] as isize {
+                    continue;
                 }
-            } else {
-                a[d][d] = 1.0;
+                let (i, j) = (i as usize, j as usize);
+                let v = psi[[i, j]];
+                if !v.is_finite() {
+                    continue;
+                }
+                let y = grid.node(i, j);
+                let d2 = (y[0] - x[0]).powi(2) + (y[1] - x[1]).powi(2);
+                let total = v + d2 / (2.0 * sigma);
+                low = low.min(total);
+                out.entries.push((i, j, total, d2.sqrt()));
             }
         }
-        let det = a[0][0] * a[1][1] - a[0][1] * a[1][0];
-        if !(det > 0.0 && a[0][0] > 0.0) {
-            return out;
+        let mut sum = 0.0;
+        for e in out.entries.iter_mut() {
+            e.2 = (-(e.2 - low) / eps).exp();
+            sum += e.2;
         }
-        let delta = [
-            (a[1][1] * r[0] - a[0][1] * r[1]) / det,
-            (a[0][0] * r[1] - a[1][0] * r[0]) / det,
-        ];
-        if delta[0].abs() > h || delta[1].abs() > h {
-            return out;
+        for e in out.entries.iter_mut() {
+            e.2 /= sum;
         }
-        let y = [yj[0] + delta[0], yj[1] + delta[1]];
-        let model = c
-            + g[0] * delta[0]
-            + g[1] * delta[1]
-            + 0.5 * (hess[0][0] * delta[0] * delta[0] + hess[1][1] * delta[1] * delta[1])
-            + hess[0][1] * delta[0] * delta[1];
-        out.y = y;
-        out.value = model + d2(y);
-        // weights of the quadratic model on its stencil
-        let (u, v) = (delta[0] / h, delta[1] / h);
-        out.stencil[0] = (0, 0, 1.0 - u * u - v * v);
-        let mut n = 1;
-        let mut push = |di: isize, dj: isize, w: f64| {
-            out.stencil[n] = (di, dj, w);
-            n += 1;
-        };
-        if free[0] {
-            push(1, 0, 0.5 * (u + u * u));
-            push(-1, 0, 0.5 * (u * u - u));
-        }
-        if free[1] {
-            push(0, 1, 0.5 * (v + v * v));
-            push(0, -1, 0.5 * (v * v - v));
-        }
-        if cross_free {
-            let w = 0.25 * u * v;
-            push(1, 1, w);
-            push(1, -1, -w);
-            push(-1, 1, -w);
-            push(-1, -1, w);
-        }
-        out.len = n;
-        out
+        out.value = low - eps * sum.ln();
     }
 
     /// Solves `(tau D^T Gamma D + diag(gibbs) + shift) delta = rhs` on the
@@ -587,6 +578,7 @@ impl DualSolver {
             kernel,
             scales: vec![empty; ladder.len()],
             ladder,
+            local_theta: o.local_smoothing,
             par: o.parallelism,
             ws: HopfLaxWorkspace::new(grid),
         };
@@ -614,7 +606,8 @@ impl DualSolver {
         let mut stage_count = 0;
         let mut step = 1.0;
         let mut converged = false;
-        let mut objective = eval.plan.kinetic + eval.plan.w1 + setup.divergence(&eval.plan.gamma);
+        let mut mixture = eval.plan.clone();
+        let mut objective = mixture.cost() + setup.divergence(&mixture.gamma);
         while iterations < o.max_iterations {
             iterations += 1;
             stage_count += 1;
@@ -634,7 +627,9 @@ impl DualSolver {
                 }
                 step *= 0.5;
             }
-            objective = eval.plan.kinetic + eval.plan.w1 + setup.divergence(&eval.plan.gamma);
+            let w = setup.line_search(&mixture, &eval.plan);
+            mixture.mix(&eval.plan, w);
+            objective = mixture.cost() + setup.divergence(&mixture.gamma);
             if std::env::var("TRACE").is_ok() {
                 eprintln!("  step {step:.3e} slope {slope:.3e} soft {:.8} hard {:.8} |g| {:.3e} accepted {accepted}", eval.soft, eval.hard, eval.gradient.iter().map(|v| v.abs()).sum::<f64>());
             }
@@ -677,7 +672,7 @@ impl DualSolver {
             }
         }
         let (dual, best_psi, value0) = best;
-        let plan = eval.plan;
+        let plan = mixture;
         let gap = objective - dual;
         let mut ws = HopfLaxWorkspace::new(grid);
         // U(., T) = psi^L (psi itself without the W1 proximal)
