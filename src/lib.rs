@@ -32,6 +32,7 @@
 //! ```
 
 pub mod cases;
+pub mod config;
 pub mod data;
 pub mod divergence;
 pub mod error;
@@ -40,6 +41,8 @@ pub mod grid;
 pub mod hj;
 pub mod mfg;
 pub mod par;
+pub mod plot;
 pub mod problem;
+pub mod report;
 
 pub use error::{Error, Result};

@@ -1,0 +1,192 @@
+//! The proxflow command line: solve built-in or configured problems on a
+//! grid, list the cases, run the demo.
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use proxflow::cases;
+use proxflow::config::SolveConfig;
+use proxflow::error::{Error, Result};
+use proxflow::grid::Grid;
+use proxflow::mfg::{DualOptions, DualSolver, IterationState, Observer, Solution};
+use proxflow::problem::Problem;
+use proxflow::{plot, report};
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(
+    name = "proxflow",
+    version,
+    about = "Wasserstein-proximal generative flows and their mean-field games"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Solve the MFG of a built-in case or a TOML config on a grid.
+    Solve {
+        /// Built-in case (see `proxflow cases`).
+        #[arg(long, conflicts_with = "config", required_unless_present = "config")]
+        case: Option<String>,
+        /// TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Cells on the longest axis (default: 1024 in 1-D, 128 in 2-D).
+        #[arg(long)]
+        grid: Option<usize>,
+        /// Solver.
+        #[arg(long, default_value = "dual", value_parser = ["dual"])]
+        method: String,
+        /// Iterations at most.
+        #[arg(long)]
+        max_iterations: Option<usize>,
+        /// Relative duality-gap tolerance.
+        #[arg(long)]
+        tolerance: Option<f64>,
+        /// Output folder.
+        #[arg(long, default_value = "out/solve")]
+        out: PathBuf,
+        /// Skip the figures.
+        #[arg(long)]
+        no_plot: bool,
+    },
+    /// List the built-in cases.
+    Cases,
+    /// The main job on built-in defaults: solve `pinwheel-2d` on the grid and
+    /// draw the density with its characteristics.
+    Demo {
+        /// Output folder.
+        #[arg(long, default_value = "out/demo")]
+        out: PathBuf,
+        /// Cells on the longest axis.
+        #[arg(long, default_value_t = 128)]
+        grid: usize,
+        /// Iterations at most.
+        #[arg(long, default_value_t = 40)]
+        max_iterations: usize,
+    },
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal.
+struct Progress(ProgressBar);
+
+impl Progress {
+    fn new(len: usize) -> Self {
+        let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+                .expect("valid template"),
+        );
+        Progress(bar)
+    }
+}
+
+impl Observer for Progress {
+    fn observe(&mut self, s: &IterationState) {
+        self.0.set_position(s.iteration as u64);
+        self.0.set_message(format!("J {:.6}  dual {:.6}", s.objective, s.dual));
+    }
+}
+
+fn solve_and_write(name: &str, problem: &Problem, grid: &Grid, cells: usize, options: DualOptions, exact: Option<f64>, out: &Path, plot_figures: bool) -> Result<(Solution, serde_json::Value)> {
+    let mut progress = Progress::new(options.max_iterations);
+    let solution = DualSolver::new(options).solve(problem, grid, &mut progress)?;
+    progress.0.finish_and_clear();
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    solution.write_fields(out)?;
+    let summary = report::summary(name, cells, &solution, exact);
+    report::write_json(&out.join("summary.json"), &summary)?;
+    if plot_figures {
+        plot::densities(&solution, &format!("{name}: density and characteristics"), &out.join("density.png"))?;
+        plot::potentials(&solution, &out.join("potentials.png"))?;
+    }
+    Ok((solution, summary))
+}
+
+fn options(max_iterations: Option<usize>, tolerance: Option<f64>) -> Result<DualOptions> {
+    let mut o = DualOptions::default();
+    proxflow::config::SolverConfig {
+        max_iterations,
+        tolerance,
+    }
+    .apply(&mut o)?;
+    Ok(o)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Cases => {
+            for c in cases::all() {
+                let exact = c
+                    .exact
+                    .map(|e| format!("J = {:.6}", e.objective()))
+                    .unwrap_or_else(|| "no closed form".into());
+                println!("{:<14} {}D  {:<16} {}", c.name, c.problem.dim, exact, c.summary);
+            }
+        }
+        Command::Solve {
+            case,
+            config,
+            grid,
+            method: _,
+            max_iterations,
+            tolerance,
+            out,
+            no_plot,
+        } => {
+            let (name, problem, grid_def, exact, mut opts) = match (case, config) {
+                (Some(name), _) => {
+                    let c = cases::builtin(&name)?;
+                    let cells = grid.unwrap_or(c.default_cells());
+                    let g = c.grid(cells)?;
+                    (name, c.problem.clone(), (g, cells), c.exact.map(|e| e.objective()), DualOptions::default())
+                }
+                (None, Some(path)) => {
+                    let mut cfg = SolveConfig::load(&path)?;
+                    if let Some(n) = grid {
+                        cfg.grid.cells = n;
+                    }
+                    let mut o = DualOptions::default();
+                    cfg.solver.apply(&mut o)?;
+                    let g = cfg.grid()?;
+                    (path.display().to_string(), cfg.problem, (g, cfg.grid.cells), None, o)
+                }
+                (None, None) => unreachable!("clap requires --case or --config"),
+            };
+            let overrides = options(max_iterations, tolerance)?;
+            if max_iterations.is_some() {
+                opts.max_iterations = overrides.max_iterations;
+            }
+            if tolerance.is_some() {
+                opts.tolerance = overrides.tolerance;
+            }
+            let (_, summary) = solve_and_write(&name, &problem, &grid_def.0, grid_def.1, opts, exact, &out, !no_plot)?;
+            print!("{}", report::table(&summary));
+            println!("  wrote {}", out.display());
+        }
+        Command::Demo {
+            out,
+            grid,
+            max_iterations,
+        } => {
+            let c = cases::builtin("pinwheel-2d")?;
+            let g = c.grid(grid)?;
+            let opts = options(Some(max_iterations), None)?;
+            println!("proxflow demo: {} on a {}x{} grid", c.summary, g.n[0], g.n[1]);
+            let (_, summary) = solve_and_write(c.name, &c.problem, &g, grid, opts, None, &out, true)?;
+            print!("{}", report::table(&summary));
+            println!("  figures: {0}/density.png, {0}/potentials.png", out.display());
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+}

@@ -1,0 +1,155 @@
+//! TOML configuration of a grid solve: the problem, the grid and the solver
+//! options. Every field is checked; unknown keys are errors.
+//!
+//! ```toml
+//! [problem]
+//! dim = 2
+//! alpha = 0.5
+//! horizon = 1.0
+//! lipschitz = 1.0          # omit to switch the W1 proximal off
+//! divergence = "kl"
+//! source = { kind = "gaussian", mean = [0.0, 0.0], std = 1.0 }
+//! target = { kind = "dirac", at = [0.0, 0.0] }
+//!
+//! [grid]
+//! lo = [-6.0, -6.0]
+//! hi = [6.0, 6.0]
+//! cells = 128
+//!
+//! [solver]                 # optional
+//! max_iterations = 200
+//! tolerance = 1e-3
+//! ```
+
+use crate::error::{Error, Result, require_positive};
+use crate::grid::Grid;
+use crate::mfg::DualOptions;
+use crate::problem::Problem;
+use serde::Deserialize;
+use std::path::Path;
+
+/// The box and resolution of the grid.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridConfig {
+    /// Lower corner.
+    pub lo: Vec<f64>,
+    /// Upper corner.
+    pub hi: Vec<f64>,
+    /// Cells on the longest axis.
+    pub cells: usize,
+}
+
+/// Solver options that a config may override.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SolverConfig {
+    /// Iterations at most.
+    pub max_iterations: Option<usize>,
+    /// Relative duality-gap tolerance.
+    pub tolerance: Option<f64>,
+}
+
+impl SolverConfig {
+    /// Applies the overrides to solver options, checking them.
+    pub fn apply(&self, options: &mut DualOptions) -> Result<()> {
+        if let Some(n) = self.max_iterations {
+            if n == 0 {
+                return Err(Error::invalid("solver.max_iterations", n, "must be at least 1"));
+            }
+            options.max_iterations = n;
+        }
+        if let Some(t) = self.tolerance {
+            options.tolerance = require_positive("solver.tolerance", t)?;
+        }
+        Ok(())
+    }
+}
+
+/// A whole solve configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SolveConfig {
+    /// The problem.
+    pub problem: Problem,
+    /// The grid.
+    pub grid: GridConfig,
+    /// Solver overrides.
+    #[serde(default)]
+    pub solver: SolverConfig,
+}
+
+impl SolveConfig {
+    /// Reads and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates TOML text (`path` names it in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let config: SolveConfig = toml::from_str(text).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            message: e.message().to_string(),
+        })?;
+        config.problem.validate()?;
+        config.grid()?;
+        let mut probe = DualOptions::default();
+        config.solver.apply(&mut probe)?;
+        Ok(config)
+    }
+
+    /// The grid it describes.
+    pub fn grid(&self) -> Result<Grid> {
+        if self.grid.lo.len() != self.problem.dim {
+            return Err(Error::DimensionMismatch {
+                field: "grid.lo".into(),
+                expected: self.problem.dim,
+                found: self.grid.lo.len(),
+            });
+        }
+        Grid::on_box(&self.grid.lo, &self.grid.hi, self.grid.cells)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[problem]
+dim = 2
+alpha = 0.5
+lipschitz = 1.0
+source = { kind = "gaussian", mean = [0.0, 0.0], std = 1.0 }
+target = { kind = "dirac", at = [0.0, 0.0] }
+[grid]
+lo = [-6.0, -6.0]
+hi = [6.0, 6.0]
+cells = 32
+"#;
+
+    #[test]
+    fn good_config_parses() {
+        let c = SolveConfig::parse(GOOD, Path::new("good.toml")).unwrap();
+        assert_eq!(c.grid().unwrap().n, [33, 33]);
+    }
+
+    #[test]
+    fn bad_configs_name_the_problem() {
+        let cases = [
+            (GOOD.replace("alpha = 0.5", "alpha = -0.5"), "alpha"),
+            (GOOD.replace("cells = 32", "cells = 2"), "grid"),
+            (GOOD.replace("lipschitz = 1.0", "lipschitz = 0.0"), "lipschitz"),
+            (GOOD.replace("at = [0.0, 0.0]", "at = [0.0]"), "target.at"),
+            (GOOD.replace("dirac", "comet"), "comet"),
+            (GOOD.replace("[grid]", "[grid]\nspacing = 3"), "spacing"),
+            (GOOD.replace("dim = 2", "dim = 2\nhorizon = nan"), "horizon"),
+            ("[problem\n".to_string(), "malformed"),
+        ];
+        for (text, needle) in cases {
+            let msg = SolveConfig::parse(&text, Path::new("c.toml")).unwrap_err().to_string();
+            assert!(msg.contains(needle), "`{msg}` lacks `{needle}`");
+        }
+    }
+}

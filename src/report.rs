@@ -1,0 +1,105 @@
+//! Summaries of a [`Solution`]: the `summary.json` written next to the fields
+//! and the short table printed on the terminal.
+
+use crate::error::{Error, Result};
+use crate::mfg::Solution;
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// A number, or the string "inf" where JSON has no infinity.
+fn number(v: f64) -> Value {
+    if v.is_finite() {
+        json!(v)
+    } else if v.is_nan() {
+        json!("nan")
+    } else if v > 0.0 {
+        json!("inf")
+    } else {
+        json!("-inf")
+    }
+}
+
+/// The summary of a solve as JSON.
+pub fn summary(case: &str, cells: usize, solution: &Solution, exact: Option<f64>) -> Value {
+    let d = &solution.diagnostics;
+    let mut v = json!({
+        "case": case,
+        "method": solution.method,
+        "grid": cells,
+        "nodes": solution.grid.n[..solution.grid.dim],
+        "h": solution.grid.h,
+        "objective": number(d.objective),
+        "kinetic_energy": number(d.kinetic_energy),
+        "terminal_cost": number(d.terminal_cost),
+        "dual_value": number(d.dual_value),
+        "duality_gap": number(d.duality_gap),
+        "hj_residual": number(d.hj_residual),
+        "max_speed": number(d.max_speed),
+        "speed_bound": number(d.speed_bound),
+        "iterations": d.iterations,
+        "converged": d.converged,
+        "stop_reason": d.stop_reason.to_string(),
+        "mass_error": number(d.mass_error),
+        "wall_time_s": d.wall_time_s,
+    });
+    if let Some(j) = exact {
+        v["exact_objective"] = json!(j);
+        v["relative_error"] = number((d.objective - j) / j);
+    }
+    v
+}
+
+/// Writes JSON through a temporary file and a rename.
+pub fn write_json(path: &Path, value: &Value) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::ArrayFile {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    std::fs::write(&tmp, text + "\n").map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// A short human-readable table of a summary.
+pub fn table(summary: &Value) -> String {
+    let rows = [
+        "case",
+        "method",
+        "grid",
+        "objective",
+        "exact_objective",
+        "relative_error",
+        "kinetic_energy",
+        "terminal_cost",
+        "dual_value",
+        "duality_gap",
+        "hj_residual",
+        "max_speed",
+        "speed_bound",
+        "iterations",
+        "converged",
+        "stop_reason",
+        "wall_time_s",
+    ];
+    let mut out = String::new();
+    for key in rows {
+        if let Some(v) = summary.get(key) {
+            let text = match v {
+                Value::Number(n) => {
+                    let f = n.as_f64().unwrap_or(f64::NAN);
+                    if !n.is_f64() {
+                        n.to_string()
+                    } else if f != 0.0 && f.abs() < 1e-3 {
+                        format!("{f:.3e}")
+                    } else {
+                        format!("{f:.6}")
+                    }
+                }
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            out.push_str(&format!("  {key:<16} {text}\n"));
+        }
+    }
+    out
+}
