@@ -9,17 +9,37 @@ fn main() {
         for &n in &grids {
             let grid = case.grid(n).unwrap();
             let t = Instant::now();
-            let sol = DualSolver::default().solve(&case.problem, &grid, &mut Printer).unwrap();
+            let sol = DualSolver::default()
+                .solve(&case.problem, &grid, &mut Printer)
+                .unwrap();
             let d = &sol.diagnostics;
             let ex = case.exact.map(|e| e.objective()).unwrap_or(f64::NAN);
-            println!("{name} n={n}: J={:.6} exact={:.6} rel={:.2e} ke={:.4} term={:.4} dual={:.6} gap={:.1e} it={} conv={} vmax={:.3} hj={:.2e} {:.2}s",
-              d.objective, ex, (d.objective-ex)/ex, d.kinetic_energy, d.terminal_cost, d.dual_value, d.duality_gap, d.iterations, d.converged, d.max_speed, d.hj_residual, t.elapsed().as_secs_f64());
+            println!(
+                "{name} n={n}: J={:.6} exact={:.6} rel={:.2e} ke={:.4} term={:.4} dual={:.6} gap={:.1e} it={} conv={} vmax={:.3} hj={:.2e} {:.2}s",
+                d.objective,
+                ex,
+                (d.objective - ex) / ex,
+                d.kinetic_energy,
+                d.terminal_cost,
+                d.dual_value,
+                d.duality_gap,
+                d.iterations,
+                d.converged,
+                d.max_speed,
+                d.hj_residual,
+                t.elapsed().as_secs_f64()
+            );
         }
     }
 }
 pub struct Printer;
 impl Observer for Printer {
     fn observe(&mut self, s: &IterationState) {
-        if std::env::var("TRACE").is_ok() { eprintln!("it {} obj {:.6} dual {:.6} eps {:.1e}", s.iteration, s.objective, s.dual, s.smoothing); }
+        if std::env::var("TRACE").is_ok() {
+            eprintln!(
+                "it {} obj {:.6} dual {:.6} eps {:.1e}",
+                s.iteration, s.objective, s.dual, s.smoothing
+            );
+        }
     }
 }

@@ -74,9 +74,15 @@ fn dirac_case(dim: usize) -> DiracCase {
 
 fn shift_case(target_x: f64) -> Case {
     let (name, summary) = if target_x > 4.0 {
-        ("shift-2d", "N(0,I) -> N((5,0),I): far regime, the mean moves by LT/alpha = 2")
+        (
+            "shift-2d",
+            "N(0,I) -> N((5,0),I): far regime, the mean moves by LT/alpha = 2",
+        )
     } else {
-        ("shift-near-2d", "N(0,I) -> N((2,0),I): near regime, Huber quadratic branch")
+        (
+            "shift-near-2d",
+            "N(0,I) -> N((2,0),I): near regime, Huber quadratic branch",
+        )
     };
     Case {
         name,
@@ -201,7 +207,10 @@ pub fn builtin(name: &str) -> Result<Case> {
 
 /// Every built-in case.
 pub fn all() -> Vec<Case> {
-    NAMES.iter().map(|n| builtin(n).expect("built-in")).collect()
+    NAMES
+        .iter()
+        .map(|n| builtin(n).expect("built-in"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -237,7 +246,9 @@ mod tests {
             let edge = |m: &ndarray::Array2<f64>| {
                 let (n0, n1) = grid.shape();
                 m.indexed_iter()
-                    .filter(|((i, j), _)| *i == 0 || *i == n0 - 1 || (n1 > 1 && (*j == 0 || *j == n1 - 1)))
+                    .filter(|((i, j), _)| {
+                        *i == 0 || *i == n0 - 1 || (n1 > 1 && (*j == 0 || *j == n1 - 1))
+                    })
                     .map(|(_, v)| *v)
                     .sum::<f64>()
             };

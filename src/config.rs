@@ -55,7 +55,11 @@ impl SolverConfig {
     pub fn apply(&self, options: &mut DualOptions) -> Result<()> {
         if let Some(n) = self.max_iterations {
             if n == 0 {
-                return Err(Error::invalid("solver.max_iterations", n, "must be at least 1"));
+                return Err(Error::invalid(
+                    "solver.max_iterations",
+                    n,
+                    "must be at least 1",
+                ));
             }
             options.max_iterations = n;
         }
@@ -140,7 +144,10 @@ cells = 32
         let cases = [
             (GOOD.replace("alpha = 0.5", "alpha = -0.5"), "alpha"),
             (GOOD.replace("cells = 32", "cells = 2"), "grid"),
-            (GOOD.replace("lipschitz = 1.0", "lipschitz = 0.0"), "lipschitz"),
+            (
+                GOOD.replace("lipschitz = 1.0", "lipschitz = 0.0"),
+                "lipschitz",
+            ),
             (GOOD.replace("at = [0.0, 0.0]", "at = [0.0]"), "target.at"),
             (GOOD.replace("dirac", "comet"), "comet"),
             (GOOD.replace("[grid]", "[grid]\nspacing = 3"), "spacing"),
@@ -148,7 +155,9 @@ cells = 32
             ("[problem\n".to_string(), "malformed"),
         ];
         for (text, needle) in cases {
-            let msg = SolveConfig::parse(&text, Path::new("c.toml")).unwrap_err().to_string();
+            let msg = SolveConfig::parse(&text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
             assert!(msg.contains(needle), "`{msg}` lacks `{needle}`");
         }
     }

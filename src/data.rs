@@ -47,7 +47,11 @@ impl DataSet {
             .ok_or_else(|| Error::UnknownName {
                 kind: "data set".into(),
                 name: name.into(),
-                known: Self::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+                known: Self::ALL
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
     }
 
@@ -143,7 +147,11 @@ mod tests {
             let mut a = rand::rngs::StdRng::seed_from_u64(7);
             let mut b = rand::rngs::StdRng::seed_from_u64(7);
             let x = d.sample(2000, 7, &mut a).unwrap();
-            assert_eq!(x, d.sample(2000, 7, &mut b).unwrap(), "{name} not reproducible");
+            assert_eq!(
+                x,
+                d.sample(2000, 7, &mut b).unwrap(),
+                "{name} not reproducible"
+            );
             assert!(x.chunks(7).all(|r| r[2..].iter().all(|v| *v == 0.0)));
             let max = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             assert!(max < 8.0 && max > 0.5, "{name}: max |x| = {max}");

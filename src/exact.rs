@@ -7,7 +7,6 @@
 //! - C: Gaussian translation with Lipschitz-KL (Huber divergence).
 //! - D: plain KL between 1-D Gaussians (affine map).
 
-
 /// Standard normal cumulative distribution function.
 pub fn normal_cdf(x: f64) -> f64 {
     0.5 * libm::erfc(-x / std::f64::consts::SQRT_2)
@@ -161,7 +160,9 @@ impl ShiftCase {
     /// Terminal cost.
     pub fn terminal(&self) -> f64 {
         let m = self.terminal_mean();
-        self.huber(((m[0] - self.target_mean[0]).powi(2) + (m[1] - self.target_mean[1]).powi(2)).sqrt())
+        self.huber(
+            ((m[0] - self.target_mean[0]).powi(2) + (m[1] - self.target_mean[1]).powi(2)).sqrt(),
+        )
     }
 
     /// Optimal objective J.
@@ -191,14 +192,16 @@ impl GaussKlCase {
         let (mq, sq) = self.target;
         let q2 = sq * sq;
         let m = (tau * mq + q2 * m0) / (tau + q2);
-        let s = (q2 * s0 + (q2 * q2 * s0 * s0 + 4.0 * tau * q2 * (tau + q2)).sqrt()) / (2.0 * (tau + q2));
+        let s = (q2 * s0 + (q2 * q2 * s0 * s0 + 4.0 * tau * q2 * (tau + q2)).sqrt())
+            / (2.0 * (tau + q2));
         (m, s)
     }
 
     /// Kinetic energy of the affine map.
     pub fn kinetic(&self) -> f64 {
         let (m, s) = self.terminal();
-        self.alpha / (2.0 * self.horizon) * ((m - self.source.0).powi(2) + (s - self.source.1).powi(2))
+        self.alpha / (2.0 * self.horizon)
+            * ((m - self.source.0).powi(2) + (s - self.source.1).powi(2))
     }
 
     /// `KL(N(m_T, s_T^2) || Q)`.
@@ -236,8 +239,17 @@ pub enum Exact {
 
 /// The soft-thresholding map of case A in any dimension.
 fn soft_threshold(reach: f64, x: &[f64], a: &[f64]) -> Vec<f64> {
-    let r = x.iter().zip(a).map(|(u, v)| (u - v).powi(2)).sum::<f64>().sqrt();
-    let keep = if r > 0.0 { (1.0 - reach / r).max(0.0) } else { 0.0 };
+    let r = x
+        .iter()
+        .zip(a)
+        .map(|(u, v)| (u - v).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let keep = if r > 0.0 {
+        (1.0 - reach / r).max(0.0)
+    } else {
+        0.0
+    };
     x.iter().zip(a).map(|(u, v)| v + (u - v) * keep).collect()
 }
 
@@ -289,7 +301,13 @@ impl Exact {
 
     /// `U(x, t)` where it has a closed form (cases A and B), up to a constant.
     pub fn value(&self, x: &[f64], t: f64) -> Option<f64> {
-        let radius = |v: &[f64], a: &[f64]| v.iter().zip(a).map(|(u, w)| (u - w).powi(2)).sum::<f64>().sqrt();
+        let radius = |v: &[f64], a: &[f64]| {
+            v.iter()
+                .zip(a)
+                .map(|(u, w)| (u - w).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        };
         match self {
             Exact::Dirac { case, at } => Some(case.value(radius(x, &at[..x.len()]), t)),
             Exact::Subspace { free, across } => {
@@ -335,7 +353,8 @@ mod tests {
         let direct = simpson(
             |x| {
                 let r: f64 = x.abs();
-                (-0.5 * x * x).exp() / (2.0 * PI).sqrt() * (w * r.min(2.0).powi(2) + (r - 2.0).max(0.0))
+                (-0.5 * x * x).exp() / (2.0 * PI).sqrt()
+                    * (w * r.min(2.0).powi(2) + (r - 2.0).max(0.0))
             },
             -40.0,
             40.0,
@@ -356,8 +375,14 @@ mod tests {
                 lipschitz: 1.0,
             };
             let j = |m: f64| 0.25 * m * m + c.huber((target[0] - m).abs());
-            let best = (0..100_000).map(|k| j(k as f64 * 1e-4 * target[0])).fold(f64::INFINITY, f64::min);
-            assert!((c.objective() - best).abs() < 1e-6, "{} vs {best}", c.objective());
+            let best = (0..100_000)
+                .map(|k| j(k as f64 * 1e-4 * target[0]))
+                .fold(f64::INFINITY, f64::min);
+            assert!(
+                (c.objective() - best).abs() < 1e-6,
+                "{} vs {best}",
+                c.objective()
+            );
         }
     }
 
@@ -372,7 +397,8 @@ mod tests {
         assert!((c.terminal().1 - 0.530222).abs() < 1e-6);
         // brute-force minimisation over (m, s)
         let j = |m: f64, s: f64| {
-            0.25 * (m * m + (s - 1.0).powi(2)) + (0.5 / s).ln() + (s * s + (m - 1.0).powi(2)) / 0.5 - 0.5
+            0.25 * (m * m + (s - 1.0).powi(2)) + (0.5 / s).ln() + (s * s + (m - 1.0).powi(2)) / 0.5
+                - 0.5
         };
         let mut best = f64::INFINITY;
         for a in 0..400 {

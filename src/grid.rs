@@ -168,9 +168,8 @@ impl Grid {
     /// component is zero in 1-D.
     pub fn gradient(&self, field: &Array2<f64>) -> [Array2<f64>; 2] {
         let mut g = [self.zeros(), self.zeros()];
-        for axis in 0..self.dim {
+        for (axis, ga) in g.iter_mut().enumerate().take(self.dim) {
             let n = self.n[axis];
-            let ga = &mut g[axis];
             for ((i, j), v) in ga.indexed_iter_mut() {
                 let k = if axis == 0 { i } else { j };
                 let at = |m: usize| {
@@ -247,7 +246,10 @@ mod tests {
         g.deposit(&mut m, [0.123, -0.377], 2.5);
         assert!((m.sum() - 2.5).abs() < 1e-14);
         // first moment is preserved by CIC
-        let mx: f64 = m.indexed_iter().map(|((i, j), v)| v * g.node(i, j)[0]).sum();
+        let mx: f64 = m
+            .indexed_iter()
+            .map(|((i, j), v)| v * g.node(i, j)[0])
+            .sum();
         assert!((mx / 2.5 - 0.123).abs() < 1e-12);
         let lin = g.evaluate(|x| 3.0 * x[0] - 2.0 * x[1] + 1.0);
         let v = g.interpolate(&lin, [0.31, 0.07]);

@@ -22,8 +22,8 @@ impl Parallelism {
     {
         let zip = Zip::indexed(a.rows_mut()).and(b.rows_mut());
         match self {
-            Parallelism::Sequential => zip.for_each(|i, x, y| f(i, x, y)),
-            Parallelism::Rayon => zip.par_for_each(|i, x, y| f(i, x, y)),
+            Parallelism::Sequential => zip.for_each(&f),
+            Parallelism::Rayon => zip.par_for_each(f),
         }
     }
 
@@ -34,8 +34,8 @@ impl Parallelism {
     {
         let zip = Zip::indexed(a.rows_mut());
         match self {
-            Parallelism::Sequential => zip.for_each(|i, x| f(i, x)),
-            Parallelism::Rayon => zip.par_for_each(|i, x| f(i, x)),
+            Parallelism::Sequential => zip.for_each(&f),
+            Parallelism::Rayon => zip.par_for_each(f),
         }
     }
 }

@@ -67,7 +67,8 @@ pub fn densities(solution: &Solution, title: &str, path: &Path) -> Result<()> {
         heatmap(area, grid, dens, vmax, &caption).map_err(|e| plot_error(path, e))?;
         if let Some(map) = &solution.map {
             let theta = snap.t / solution.horizon;
-            characteristics(area, grid, &solution.rho0, map, theta).map_err(|e| plot_error(path, e))?;
+            characteristics(area, grid, &solution.rho0, map, theta)
+                .map_err(|e| plot_error(path, e))?;
         }
     }
     colour_bar(&bar, 0.0, vmax, "density").map_err(|e| plot_error(path, e))?;
@@ -76,7 +77,11 @@ pub fn densities(solution: &Solution, title: &str, path: &Path) -> Result<()> {
 
 /// The `p`-quantile of the positive entries of some fields.
 fn percentile(fields: &[Array2<f64>], p: f64) -> f64 {
-    let mut v: Vec<f64> = fields.iter().flat_map(|f| f.iter().copied()).filter(|x| *x > 0.0 && x.is_finite()).collect();
+    let mut v: Vec<f64> = fields
+        .iter()
+        .flat_map(|f| f.iter().copied())
+        .filter(|x| *x > 0.0 && x.is_finite())
+        .collect();
     if v.is_empty() {
         return 0.0;
     }
@@ -87,7 +92,13 @@ fn percentile(fields: &[Array2<f64>], p: f64) -> f64 {
 type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 
 /// Draws a heatmap of `field` (downsampled to at most 160 cells per axis).
-fn heatmap(area: &Area, grid: &Grid, field: &Array2<f64>, vmax: f64, caption: &str) -> std::result::Result<(), Box<dyn std::error::Error>> {
+fn heatmap(
+    area: &Area,
+    grid: &Grid,
+    field: &Array2<f64>,
+    vmax: f64,
+    caption: &str,
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let hi = grid.hi();
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 18))
@@ -111,7 +122,10 @@ fn heatmap(area: &Area, grid: &Grid, field: &Array2<f64>, vmax: f64, caption: &s
             let v = (field[[i, j]] / vmax).clamp(0.0, 1.0) as f32;
             let c: RGBColor = ViridisRGB.get_color(v);
             cells.push(Rectangle::new(
-                [(x[0] - h / 2.0, x[1] - h / 2.0), (x[0] + h / 2.0, x[1] + h / 2.0)],
+                [
+                    (x[0] - h / 2.0, x[1] - h / 2.0),
+                    (x[0] + h / 2.0, x[1] + h / 2.0),
+                ],
                 c.filled(),
             ));
         }
@@ -122,7 +136,13 @@ fn heatmap(area: &Area, grid: &Grid, field: &Array2<f64>, vmax: f64, caption: &s
 
 /// Overlays the straight characteristics of a sparse set of agents up to time
 /// fraction `theta`, each from its start to its position at that time.
-fn characteristics(area: &Area, grid: &Grid, rho0: &Array2<f64>, map: &[Array2<f64>; 2], theta: f64) -> std::result::Result<(), Box<dyn std::error::Error>> {
+fn characteristics(
+    area: &Area,
+    grid: &Grid,
+    rho0: &Array2<f64>,
+    map: &[Array2<f64>; 2],
+    theta: f64,
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let hi = grid.hi();
     let mut chart = ChartBuilder::on(area)
         .margin(6)
@@ -141,7 +161,10 @@ fn characteristics(area: &Area, grid: &Grid, rho0: &Array2<f64>, map: &[Array2<f
             let x = grid.node(i, j);
             let y = [map[0][[i, j]], map[1][[i, j]]];
             let at = (x[0] + theta * (y[0] - x[0]), x[1] + theta * (y[1] - x[1]));
-            lines.push(PathElement::new(vec![(x[0], x[1]), at], WHITE.mix(0.8).stroke_width(1)));
+            lines.push(PathElement::new(
+                vec![(x[0], x[1]), at],
+                WHITE.mix(0.8).stroke_width(1),
+            ));
             dots.push(Circle::new(at, 2, RED.filled()));
         }
     }
@@ -151,7 +174,12 @@ fn characteristics(area: &Area, grid: &Grid, rho0: &Array2<f64>, map: &[Array2<f
 }
 
 /// A vertical colour bar for values in `[lo, hi]`.
-fn colour_bar(area: &Area, lo: f64, hi: f64, label: &str) -> std::result::Result<(), Box<dyn std::error::Error>> {
+fn colour_bar(
+    area: &Area,
+    lo: f64,
+    hi: f64,
+    label: &str,
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let mut chart = ChartBuilder::on(area)
         .margin_top(40)
         .margin_bottom(40)
@@ -182,7 +210,11 @@ fn densities_1d(solution: &Solution, title: &str, path: &Path) -> Result<()> {
     root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
     let cell = grid.h;
     let target = &solution.target / cell;
-    let curves: Vec<(f64, Array2<f64>)> = solution.snapshots.iter().map(|s| (s.t, &s.rho / cell)).collect();
+    let curves: Vec<(f64, Array2<f64>)> = solution
+        .snapshots
+        .iter()
+        .map(|s| (s.t, &s.rho / cell))
+        .collect();
     let mut all: Vec<&Array2<f64>> = curves.iter().map(|(_, c)| c).collect();
     all.push(&target);
     let vmax = field_max(&all) * 1.05;
@@ -194,7 +226,11 @@ fn densities_1d(solution: &Solution, title: &str, path: &Path) -> Result<()> {
             .x_label_area_size(40)
             .y_label_area_size(60)
             .build_cartesian_2d(grid.lo[0]..hi[0], 0.0..vmax)?;
-        chart.configure_mesh().x_desc("x").y_desc("density").draw()?;
+        chart
+            .configure_mesh()
+            .x_desc("x")
+            .y_desc("density")
+            .draw()?;
         let n = curves.len();
         for (k, (t, c)) in curves.iter().enumerate() {
             let color: RGBColor = ViridisRGB.get_color(k as f32 / (n.max(2) - 1) as f32);
@@ -204,7 +240,9 @@ fn densities_1d(solution: &Solution, title: &str, path: &Path) -> Result<()> {
                     color.stroke_width(2),
                 ))?
                 .label(format!("rho(t = {t:.2})"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
         }
         chart
             .draw_series(LineSeries::new(
@@ -234,15 +272,22 @@ pub fn potentials(solution: &Solution, path: &Path) -> Result<()> {
     let root = BitMapBackend::new(path, (1000, 470)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
     let halves = root.split_evenly((1, 2));
-    for (area, (field, name)) in halves
-        .iter()
-        .zip([(&solution.value0, "U(x, 0)"), (&solution.phi, "phi* = U(x, T)")])
-    {
+    for (area, (field, name)) in halves.iter().zip([
+        (&solution.value0, "U(x, 0)"),
+        (&solution.phi, "phi* = U(x, T)"),
+    ]) {
         let lo = field.iter().fold(f64::INFINITY, |a, b| a.min(*b));
         let shifted = field.mapv(|v| v - lo);
         let (plot, bar) = area.split_horizontally(400);
         let vmax = field_max(&[&shifted]).max(1e-300);
-        heatmap(&plot, grid, &shifted, vmax, &format!("{name} (minus its minimum)")).map_err(|e| plot_error(path, e))?;
+        heatmap(
+            &plot,
+            grid,
+            &shifted,
+            vmax,
+            &format!("{name} (minus its minimum)"),
+        )
+        .map_err(|e| plot_error(path, e))?;
         colour_bar(&bar, 0.0, vmax, "value").map_err(|e| plot_error(path, e))?;
     }
     root.present().map_err(|e| plot_error(path, e))

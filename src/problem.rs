@@ -88,7 +88,11 @@ impl Distribution {
                 });
             }
             if let Some(x) = v.iter().find(|x| !x.is_finite()) {
-                return Err(Error::invalid(&format!("{field}.{name}"), x, "must be finite"));
+                return Err(Error::invalid(
+                    &format!("{field}.{name}"),
+                    x,
+                    "must be finite",
+                ));
             }
             Ok(())
         };
@@ -238,7 +242,9 @@ impl Distribution {
                     let n = grid.n[axis];
                     if axes.contains(&axis) {
                         (0..n)
-                            .map(|i| (-0.5 * ((grid.coord(axis, i) - mean[axis]) / std).powi(2)).exp())
+                            .map(|i| {
+                                (-0.5 * ((grid.coord(axis, i) - mean[axis]) / std).powi(2)).exp()
+                            })
                             .collect()
                     } else {
                         let s = ((mean[axis] - grid.lo[axis]) / grid.h).clamp(0.0, (n - 1) as f64);
@@ -296,9 +302,16 @@ pub fn read_grid_density(path: &std::path::Path, grid: &Grid) -> Result<Array2<f
         ndarray_npy::ReadNpyExt::read_npy(file).map_err(|e| bad(e.to_string()))?;
     let want = grid.shape();
     let arr2 = match arr.ndim() {
-        1 if want.1 == 1 => arr.into_shape_with_order((want.0, 1)).map_err(|e| bad(e.to_string()))?,
+        1 if want.1 == 1 => arr
+            .into_shape_with_order((want.0, 1))
+            .map_err(|e| bad(e.to_string()))?,
         2 => arr.into_dimensionality().map_err(|e| bad(e.to_string()))?,
-        _ => return Err(bad(format!("expected a 2-D array, found {} dimensions", arr.ndim()))),
+        _ => {
+            return Err(bad(format!(
+                "expected a 2-D array, found {} dimensions",
+                arr.ndim()
+            )));
+        }
     };
     if arr2.dim() != want {
         return Err(bad(format!(
@@ -406,10 +419,34 @@ mod tests {
     #[test]
     fn every_bad_value_is_named() {
         let cases: Vec<(Problem, &str)> = vec![
-            (Problem { horizon: 0.0, ..base() }, "horizon"),
-            (Problem { alpha: -1.0, ..base() }, "alpha"),
-            (Problem { lipschitz: Some(0.0), ..base() }, "lipschitz"),
-            (Problem { horizon: f64::NAN, ..base() }, "horizon"),
+            (
+                Problem {
+                    horizon: 0.0,
+                    ..base()
+                },
+                "horizon",
+            ),
+            (
+                Problem {
+                    alpha: -1.0,
+                    ..base()
+                },
+                "alpha",
+            ),
+            (
+                Problem {
+                    lipschitz: Some(0.0),
+                    ..base()
+                },
+                "lipschitz",
+            ),
+            (
+                Problem {
+                    horizon: f64::NAN,
+                    ..base()
+                },
+                "horizon",
+            ),
             (
                 Problem {
                     target: Distribution::Dirac { at: vec![0.0] },
@@ -454,7 +491,10 @@ mod tests {
         assert!((rho0.sum() - 1.0).abs() < 1e-12 && (q.sum() - 1.0).abs() < 1e-12);
         let i0 = (-grid.lo[0] / grid.h).round() as usize;
         assert!((q[[i0, i0]] - 1.0).abs() < 1e-12);
-        let mean: f64 = rho0.indexed_iter().map(|((i, j), m)| m * grid.node(i, j)[0]).sum();
+        let mean: f64 = rho0
+            .indexed_iter()
+            .map(|((i, j), m)| m * grid.node(i, j)[0])
+            .sum();
         assert!(mean.abs() < 1e-12);
     }
 }

@@ -4,7 +4,11 @@ use proxflow::divergence::{FDivergence, PdhgOptions, lipschitz_divergence, plain
 use proxflow::grid::Grid;
 use proxflow::problem::{Distribution, Problem};
 
-fn masses(grid: &Grid, p: Distribution, q: Distribution) -> (ndarray::Array2<f64>, ndarray::Array2<f64>) {
+fn masses(
+    grid: &Grid,
+    p: Distribution,
+    q: Distribution,
+) -> (ndarray::Array2<f64>, ndarray::Array2<f64>) {
     Problem {
         dim: grid.dim,
         source: p,
@@ -40,7 +44,12 @@ fn large_lipschitz_bound_recovers_plain_kl() {
     let (p, q) = masses(&grid, gauss(0.5, 1.0), gauss(0.0, 1.2));
     let (plain, _) = plain_divergence(&grid, FDivergence::Kl, &p, &q);
     let (rep, _) = lipschitz_divergence(&grid, FDivergence::Kl, Some(50.0), &p, &q, &opts());
-    assert!((rep.value - plain.value).abs() < 2e-3 * plain.value, "{} vs {}", rep.value, plain.value);
+    assert!(
+        (rep.value - plain.value).abs() < 2e-3 * plain.value,
+        "{} vs {}",
+        rep.value,
+        plain.value
+    );
     // and the regularised value never exceeds the plain one
     let (small, _) = lipschitz_divergence(&grid, FDivergence::Kl, Some(0.1), &p, &q, &opts());
     assert!(small.value <= plain.value + 1e-9);
@@ -49,11 +58,22 @@ fn large_lipschitz_bound_recovers_plain_kl() {
 #[test]
 fn dirac_target_gives_l_times_mean_distance() {
     let grid = Grid::on_box(&[-6.0], &[6.0], 128).unwrap();
-    let (p, q) = masses(&grid, gauss(0.7, 1.0), Distribution::Dirac { at: vec![0.0] });
-    let exact: f64 = p.indexed_iter().map(|((i, _), m)| m * grid.coord(0, i).abs()).sum();
+    let (p, q) = masses(
+        &grid,
+        gauss(0.7, 1.0),
+        Distribution::Dirac { at: vec![0.0] },
+    );
+    let exact: f64 = p
+        .indexed_iter()
+        .map(|((i, _), m)| m * grid.coord(0, i).abs())
+        .sum();
     for f in [FDivergence::Kl, FDivergence::ChiSquared] {
         let (rep, phi) = lipschitz_divergence(&grid, f, Some(1.0), &p, &q, &opts());
-        assert!((rep.value - exact).abs() < 2e-3 * exact, "{f}: {} vs {exact}", rep.value);
+        assert!(
+            (rep.value - exact).abs() < 2e-3 * exact,
+            "{f}: {} vs {exact}",
+            rep.value
+        );
         // phi* = L|x| + const on the support of P
         let i0 = grid.n[0] / 2;
         for i in [i0 - 20, i0 + 20, i0 + 40] {
@@ -71,7 +91,11 @@ fn equal_covariance_gaussians_give_the_huber_value() {
         let (p, q) = masses(&grid, gauss(m, 1.0), gauss(0.0, 1.0));
         let (rep, _) = lipschitz_divergence(&grid, FDivergence::Kl, Some(1.0), &p, &q, &opts());
         let huber = if m <= 1.0 { m * m / 2.0 } else { m - 0.5 };
-        assert!((rep.value - huber).abs() < 5e-3 * huber, "m={m}: {} vs {huber}", rep.value);
+        assert!(
+            (rep.value - huber).abs() < 5e-3 * huber,
+            "m={m}: {} vs {huber}",
+            rep.value
+        );
         assert!(rep.lipschitz_violation < 1e-2);
     }
 }

@@ -15,7 +15,10 @@ const CASE: DiracCase = DiracCase {
 };
 
 /// Max error of U(., 0) on |x| <= 4 and the grid spacing.
-fn error(cells: usize, solve: &dyn Fn(&Grid, &ndarray::Array2<f64>) -> ndarray::Array2<f64>) -> (f64, f64) {
+fn error(
+    cells: usize,
+    solve: &dyn Fn(&Grid, &ndarray::Array2<f64>) -> ndarray::Array2<f64>,
+) -> (f64, f64) {
     let grid = Grid::on_box(&[-8.0, -8.0], &[8.0, 8.0], cells).unwrap();
     let g = grid.evaluate(|x| (x[0] * x[0] + x[1] * x[1]).sqrt());
     let u = solve(&grid, &g);
@@ -41,7 +44,14 @@ fn orders(errors: &[(f64, f64)]) -> Vec<f64> {
 fn hopf_lax_converges_to_the_closed_form() {
     let hl = |grid: &Grid, g: &ndarray::Array2<f64>| {
         let mut ws = HopfLaxWorkspace::new(grid);
-        hopf_lax(grid, g, CASE.alpha / (2.0 * CASE.horizon), &mut ws, Parallelism::Rayon).value
+        hopf_lax(
+            grid,
+            g,
+            CASE.alpha / (2.0 * CASE.horizon),
+            &mut ws,
+            Parallelism::Rayon,
+        )
+        .value
     };
     let errs: Vec<(f64, f64)> = [32, 64, 128, 256].iter().map(|&n| error(n, &hl)).collect();
     let ord = orders(&errs);
@@ -68,9 +78,20 @@ fn finite_differences_converge_with_their_order() {
         let errs: Vec<(f64, f64)> = [32, 64, 128].iter().map(|&n| error(n, &fd)).collect();
         let ord = orders(&errs);
         eprintln!("{scheme:?} max errors {errs:?}, orders {ord:?}");
-        assert!(errs.windows(2).all(|w| w[1].0 < w[0].0), "{scheme:?}: {errs:?}");
-        assert!(ord.last().unwrap() > &min_order, "{scheme:?}: orders {ord:?}");
+        assert!(
+            errs.windows(2).all(|w| w[1].0 < w[0].0),
+            "{scheme:?}: {errs:?}"
+        );
+        assert!(
+            ord.last().unwrap() > &min_order,
+            "{scheme:?}: orders {ord:?}"
+        );
         finest.push(errs[2].0);
     }
-    assert!(finest[1] < 0.5 * finest[0], "ENO2 {} vs Godunov {}", finest[1], finest[0]);
+    assert!(
+        finest[1] < 0.5 * finest[0],
+        "ENO2 {} vs Godunov {}",
+        finest[1],
+        finest[0]
+    );
 }

@@ -76,8 +76,10 @@ impl Progress {
     fn new(len: usize) -> Self {
         let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+            )
+            .expect("valid template"),
         );
         Progress(bar)
     }
@@ -86,20 +88,36 @@ impl Progress {
 impl Observer for Progress {
     fn observe(&mut self, s: &IterationState) {
         self.0.set_position(s.iteration as u64);
-        self.0.set_message(format!("J {:.6}  dual {:.6}", s.objective, s.dual));
+        self.0
+            .set_message(format!("J {:.6}  dual {:.6}", s.objective, s.dual));
     }
 }
 
-fn solve_and_write(name: &str, problem: &Problem, grid: &Grid, cells: usize, options: DualOptions, exact: Option<f64>, out: &Path, plot_figures: bool) -> Result<(Solution, serde_json::Value)> {
+/// One solve: what to solve and how to name it.
+struct Job {
+    name: String,
+    problem: Problem,
+    grid: Grid,
+    cells: usize,
+    exact: Option<f64>,
+}
+
+fn solve_and_write(
+    job: &Job,
+    options: DualOptions,
+    out: &Path,
+    plot_figures: bool,
+) -> Result<(Solution, serde_json::Value)> {
     let mut progress = Progress::new(options.max_iterations);
-    let solution = DualSolver::new(options).solve(problem, grid, &mut progress)?;
+    let solution = DualSolver::new(options).solve(&job.problem, &job.grid, &mut progress)?;
     progress.0.finish_and_clear();
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     solution.write_fields(out)?;
-    let summary = report::summary(name, cells, &solution, exact);
+    let summary = report::summary(&job.name, job.cells, &solution, job.exact);
     report::write_json(&out.join("summary.json"), &summary)?;
     if plot_figures {
-        plot::densities(&solution, &format!("{name}: density and characteristics"), &out.join("density.png"))?;
+        let title = format!("{}: density and characteristics", job.name);
+        plot::densities(&solution, &title, &out.join("density.png"))?;
         plot::potentials(&solution, &out.join("potentials.png"))?;
     }
     Ok((solution, summary))
@@ -123,7 +141,10 @@ fn run(cli: Cli) -> Result<()> {
                     .exact
                     .map(|e| format!("J = {:.6}", e.objective()))
                     .unwrap_or_else(|| "no closed form".into());
-                println!("{:<14} {}D  {:<16} {}", c.name, c.problem.dim, exact, c.summary);
+                println!(
+                    "{:<14} {}D  {:<16} {}",
+                    c.name, c.problem.dim, exact, c.summary
+                );
             }
         }
         Command::Solve {
@@ -136,12 +157,18 @@ fn run(cli: Cli) -> Result<()> {
             out,
             no_plot,
         } => {
-            let (name, problem, grid_def, exact, mut opts) = match (case, config) {
+            let (job, mut opts) = match (case, config) {
                 (Some(name), _) => {
                     let c = cases::builtin(&name)?;
                     let cells = grid.unwrap_or(c.default_cells());
-                    let g = c.grid(cells)?;
-                    (name, c.problem.clone(), (g, cells), c.exact.map(|e| e.objective()), DualOptions::default())
+                    let job = Job {
+                        grid: c.grid(cells)?,
+                        name,
+                        problem: c.problem.clone(),
+                        cells,
+                        exact: c.exact.map(|e| e.objective()),
+                    };
+                    (job, DualOptions::default())
                 }
                 (None, Some(path)) => {
                     let mut cfg = SolveConfig::load(&path)?;
@@ -150,8 +177,14 @@ fn run(cli: Cli) -> Result<()> {
                     }
                     let mut o = DualOptions::default();
                     cfg.solver.apply(&mut o)?;
-                    let g = cfg.grid()?;
-                    (path.display().to_string(), cfg.problem, (g, cfg.grid.cells), None, o)
+                    let job = Job {
+                        grid: cfg.grid()?,
+                        name: path.display().to_string(),
+                        cells: cfg.grid.cells,
+                        problem: cfg.problem,
+                        exact: None,
+                    };
+                    (job, o)
                 }
                 (None, None) => unreachable!("clap requires --case or --config"),
             };
@@ -162,7 +195,7 @@ fn run(cli: Cli) -> Result<()> {
             if tolerance.is_some() {
                 opts.tolerance = overrides.tolerance;
             }
-            let (_, summary) = solve_and_write(&name, &problem, &grid_def.0, grid_def.1, opts, exact, &out, !no_plot)?;
+            let (_, summary) = solve_and_write(&job, opts, &out, !no_plot)?;
             print!("{}", report::table(&summary));
             println!("  wrote {}", out.display());
         }
@@ -172,12 +205,22 @@ fn run(cli: Cli) -> Result<()> {
             max_iterations,
         } => {
             let c = cases::builtin("pinwheel-2d")?;
-            let g = c.grid(grid)?;
+            let job = Job {
+                grid: c.grid(grid)?,
+                name: c.name.into(),
+                problem: c.problem.clone(),
+                cells: grid,
+                exact: None,
+            };
             let opts = options(Some(max_iterations), None)?;
-            println!("proxflow demo: {} on a {}x{} grid", c.summary, g.n[0], g.n[1]);
-            let (_, summary) = solve_and_write(c.name, &c.problem, &g, grid, opts, None, &out, true)?;
+            let n = job.grid.n;
+            println!("proxflow demo: {} on a {}x{} grid", c.summary, n[0], n[1]);
+            let (_, summary) = solve_and_write(&job, opts, &out, true)?;
             print!("{}", report::table(&summary));
-            println!("  figures: {0}/density.png, {0}/potentials.png", out.display());
+            println!(
+                "  figures: {0}/density.png, {0}/potentials.png",
+                out.display()
+            );
         }
     }
     Ok(())

@@ -222,7 +222,7 @@ impl FDivergence {
                 return x - step;
             }
             let mut next = x - step;
-            if !(next >= lo && next <= hi) || !next.is_finite() {
+            if !(next >= lo && next <= hi && next.is_finite()) {
                 next = 0.5 * (lo + hi);
             }
             if hi - lo <= 1e-15 * (1.0 + x.abs()) {
@@ -244,7 +244,13 @@ impl FDivergence {
         let nu = self.lambda_nu(phi, q).1;
         phi.iter()
             .zip(q)
-            .map(|(p, qi)| if *qi > 0.0 { qi * self.conj_d1(p - nu) } else { 0.0 })
+            .map(|(p, qi)| {
+                if *qi > 0.0 {
+                    qi * self.conj_d1(p - nu)
+                } else {
+                    0.0
+                }
+            })
             .collect()
     }
 
@@ -270,13 +276,21 @@ impl FDivergence {
                 let pmax = support().map(|(p, _)| *p).fold(f64::NEG_INFINITY, f64::max);
                 let pmin = support().map(|(p, _)| *p).fold(f64::INFINITY, f64::min);
                 let sup = self.conj_domain_sup();
-                let mut hi = if sup.is_finite() { pmax - sup + 1.0 } else { pmax + 1.0 };
+                let mut hi = if sup.is_finite() {
+                    pmax - sup + 1.0
+                } else {
+                    pmax + 1.0
+                };
                 let mut step = 1.0;
                 while slope(hi) < 0.0 {
                     hi += step;
                     step *= 2.0;
                 }
-                let mut lo = if sup.is_finite() { pmax - sup } else { pmin - 1.0 };
+                let mut lo = if sup.is_finite() {
+                    pmax - sup
+                } else {
+                    pmin - 1.0
+                };
                 step = 1.0;
                 while !sup.is_finite() && slope(lo) > 0.0 {
                     lo -= step;
@@ -409,7 +423,10 @@ mod tests {
                     let x = f.prox_conj(s, w);
                     assert!(x.is_finite() && x < f.conj_domain_sup(), "{f} s={s} w={w}");
                     let r = s * f.conj_d1(x) + x - w;
-                    assert!(r.abs() < 1e-8 * (1.0 + w.abs() + s), "{f} s={s} w={w}: r={r}");
+                    assert!(
+                        r.abs() < 1e-8 * (1.0 + w.abs() + s),
+                        "{f} s={s} w={w}: r={r}"
+                    );
                 }
             }
         }
@@ -419,7 +436,12 @@ mod tests {
     fn lambda_matches_donsker_varadhan_and_its_variational_form() {
         let q = [0.1, 0.4, 0.3, 0.2];
         let phi = [0.3, -1.0, 2.0, 0.5];
-        let dv: f64 = q.iter().zip(&phi).map(|(q, p)| q * f64::exp(*p)).sum::<f64>().ln();
+        let dv: f64 = q
+            .iter()
+            .zip(&phi)
+            .map(|(q, p)| q * f64::exp(*p))
+            .sum::<f64>()
+            .ln();
         assert!((FDivergence::Kl.lambda(&phi, &q) - dv).abs() < 1e-14);
         // every f: Lambda is the inf over nu, so no nu on a fine grid beats it
         for f in ALL {
@@ -434,7 +456,10 @@ mod tests {
                         .sum::<f64>()
                 })
                 .fold(f64::INFINITY, f64::min);
-            assert!(lam <= brute + 1e-9 && brute - lam < 1e-5, "{f}: {lam} vs {brute}");
+            assert!(
+                lam <= brute + 1e-9 && brute - lam < 1e-5,
+                "{f}: {lam} vs {brute}"
+            );
         }
     }
 

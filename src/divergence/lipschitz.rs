@@ -249,7 +249,11 @@ fn phi_step(
             let old = phi_prev[[i, j]];
             let w = old - tau * dtm + tau * p[[i, j]];
             let qi = q[[i, j]];
-            let new = if qi > 0.0 { f.prox_conj(tau * qi, w) } else { w };
+            let new = if qi > 0.0 {
+                f.prox_conj(tau * qi, w)
+            } else {
+                w
+            };
             let gq = if qi > 0.0 { qi * f.conj_d1(new) } else { 0.0 };
             local += (p[[i, j]] - gq - dtm).abs();
             row[j] = new;

@@ -73,7 +73,13 @@ fn ext(line: &dyn Fn(usize) -> f64, n: usize, k: isize) -> f64 {
 
 /// One-sided derivatives `(D- U, D+ U)` at index `k` of a line.
 #[inline]
-fn one_sided(line: &dyn Fn(usize) -> f64, n: usize, k: usize, h: f64, scheme: FdScheme) -> (f64, f64) {
+fn one_sided(
+    line: &dyn Fn(usize) -> f64,
+    n: usize,
+    k: usize,
+    h: f64,
+    scheme: FdScheme,
+) -> (f64, f64) {
     let k = k as isize;
     let u = |m: isize| ext(line, n, m);
     let back = (u(k) - u(k - 1)) / h;

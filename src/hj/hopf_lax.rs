@@ -34,7 +34,12 @@ pub fn lower_envelope(c: f64, s: &mut EnvelopeScratch) {
     // lifted values F_q = f_q + c q^2: the parabolas rooted at p < q cross at
     // (F_q - F_p) / (2 c (q - p)); +inf values root no parabola
     let lifted = &mut s.out;
-    lifted.extend(s.values.iter().enumerate().map(|(q, f)| f + c * (q * q) as f64));
+    lifted.extend(
+        s.values
+            .iter()
+            .enumerate()
+            .map(|(q, f)| f + c * (q * q) as f64),
+    );
     let inv_2c = 0.5 / c;
     for q in 0..n {
         let fq = lifted[q];
@@ -116,14 +121,25 @@ const NO_ARG: u32 = u32::MAX;
 
 /// Runs the 1-D envelope on every line of `input` (lines of length `len`),
 /// writing values and minimiser indices line by line.
-fn envelope_lines(input: &[f64], len: usize, c: f64, out: &mut [f64], arg: &mut [u32], par: Parallelism) {
+fn envelope_lines(
+    input: &[f64],
+    len: usize,
+    c: f64,
+    out: &mut [f64],
+    arg: &mut [u32],
+    par: Parallelism,
+) {
     let work = |s: &mut EnvelopeScratch, ((line, o), a): ((&[f64], &mut [f64]), &mut [u32])| {
         s.values.clear();
         s.values.extend_from_slice(line);
         lower_envelope(c, s);
         o.copy_from_slice(&s.out);
         for (dst, src) in a.iter_mut().zip(&s.arg) {
-            *dst = if *src == usize::MAX { NO_ARG } else { *src as u32 };
+            *dst = if *src == usize::MAX {
+                NO_ARG
+            } else {
+                *src as u32
+            };
         }
     };
     match par {
@@ -196,7 +212,12 @@ pub fn hopf_lax_into(
     let value = out.value.as_slice_mut().expect("standard layout");
     let arg0 = out.arg0.as_slice_mut().expect("standard layout");
     let arg1 = out.arg1.as_slice_mut().expect("standard layout");
-    for (j, (col, col_arg)) in ws.column.chunks_exact(n0).zip(ws.column_arg.chunks_exact(n0)).enumerate() {
+    for (j, (col, col_arg)) in ws
+        .column
+        .chunks_exact(n0)
+        .zip(ws.column_arg.chunks_exact(n0))
+        .enumerate()
+    {
         for (i, (v, a)) in col.iter().zip(col_arg).enumerate() {
             let k = i * n1 + j;
             value[k] = *v;
@@ -218,7 +239,9 @@ mod tests {
 
     #[test]
     fn envelope_matches_brute_force() {
-        let vals: Vec<f64> = (0..57).map(|k| ((k * 37) % 11) as f64 * 0.3 - (k as f64 * 0.1).sin()).collect();
+        let vals: Vec<f64> = (0..57)
+            .map(|k| ((k * 37) % 11) as f64 * 0.3 - (k as f64 * 0.1).sin())
+            .collect();
         let mut s = EnvelopeScratch {
             values: vals.clone(),
             ..Default::default()
@@ -229,7 +252,9 @@ mod tests {
                 .map(|j| (vals[j] + 0.07 * (i as f64 - j as f64).powi(2), j))
                 .fold((f64::INFINITY, 0), |a, b| if b.0 < a.0 { b } else { a });
             assert!((s.out[i] - best).abs() < 1e-12);
-            assert!((vals[s.arg[i]] + 0.07 * (i as f64 - s.arg[i] as f64).powi(2) - best).abs() < 1e-12);
+            assert!(
+                (vals[s.arg[i]] + 0.07 * (i as f64 - s.arg[i] as f64).powi(2) - best).abs() < 1e-12
+            );
             let _ = arg;
         }
     }

@@ -219,7 +219,10 @@ mod tests {
                 })
                 .fold(f64::INFINITY, f64::min);
             // the ladder over-estimates k by at most (ln 1.02)^2 / 8 relative
-            assert!(*w >= brute - 1e-12 && *w <= brute + 1e-4 * (1.0 + brute.abs()), "{w} vs {brute}");
+            assert!(
+                *w >= brute - 1e-12 && *w <= brute + 1e-4 * (1.0 + brute.abs()),
+                "{w} vs {brute}"
+            );
         }
     }
 }

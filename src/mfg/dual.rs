@@ -32,7 +32,9 @@ use super::solution::{Diagnostics, Snapshot, Solution, StopReason};
 use crate::divergence::FDivergence;
 use crate::error::{Error, Result};
 use crate::grid::{Grid, normalise_mass};
-use crate::hj::{HopfLax, HopfLaxWorkspace, HuberKernel, hopf_lax, hopf_lax_into, lipschitz_envelope};
+use crate::hj::{
+    HopfLax, HopfLaxWorkspace, HuberKernel, hopf_lax, hopf_lax_into, lipschitz_envelope,
+};
 use crate::par::Parallelism;
 use crate::problem::Problem;
 use ndarray::Array2;
@@ -201,7 +203,14 @@ impl Setup<'_> {
     fn evaluate(&mut self, psi: &Array2<f64>, eps: f64) -> Result<Evaluation> {
         let grid = self.grid;
         for (k, &(sigma, _)) in self.ladder.iter().enumerate() {
-            hopf_lax_into(grid, psi, 0.5 / sigma, &mut self.ws, self.par, &mut self.scales[k]);
+            hopf_lax_into(
+                grid,
+                psi,
+                0.5 / sigma,
+                &mut self.ws,
+                self.par,
+                &mut self.scales[k],
+            );
         }
         let reach = self.kernel.reach();
         let mut plan = Plan {
@@ -286,9 +295,13 @@ impl Setup<'_> {
                 plan.end[1][[i, j]] = x[1];
             }
         }
-        let (ps, qs) = (psi.as_slice().expect("layout"), self.q.as_slice().expect("layout"));
+        let (ps, qs) = (
+            psi.as_slice().expect("layout"),
+            self.q.as_slice().expect("layout"),
+        );
         let lambda = self.f.lambda(ps, qs);
-        let gibbs = Array2::from_shape_vec(grid.shape(), self.f.lambda_gradient(ps, qs)).expect("shape");
+        let gibbs =
+            Array2::from_shape_vec(grid.shape(), self.f.lambda_gradient(ps, qs)).expect("shape");
         let mut gradient = &plan.gamma - &gibbs;
         for (g, on) in gradient.iter_mut().zip(self.support()) {
             if !on {
@@ -360,7 +373,14 @@ impl Setup<'_> {
     /// function of psi (a hard minimum over nodes sends agents to nodes only and
     /// leaves a comb-shaped density). The weights are the derivative of the
     /// soft value with respect to psi and, being non-negative, a transport plan.
-    fn soft_local(&self, psi: &Array2<f64>, x: [f64; 2], node: (usize, usize), sigma: f64, out: &mut Local) {
+    fn soft_local(
+        &self,
+        psi: &Array2<f64>,
+        x: [f64; 2],
+        node: (usize, usize),
+        sigma: f64,
+        out: &mut Local,
+    ) {
         let grid = self.grid;
         let eps = self.local_theta * grid.h * grid.h / sigma;
         out.entries.clear();
@@ -410,7 +430,9 @@ impl Setup<'_> {
         // edge weights Gamma between neighbouring support nodes
         let edge = |a: usize, b: usize| -> f64 {
             if on[a] && on[b] {
-                coef * (0.5 * (gamma.as_slice().expect("layout")[a] + gamma.as_slice().expect("layout")[b]) + floor)
+                coef * (0.5
+                    * (gamma.as_slice().expect("layout")[a] + gamma.as_slice().expect("layout")[b])
+                    + floor)
             } else {
                 0.0
             }
@@ -485,7 +507,11 @@ fn conjugate_gradient(
     let n = rhs.len();
     let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
     let mut x = vec![0.0; n];
-    let mut r: Vec<f64> = rhs.iter().zip(mask).map(|(v, m)| if *m { *v } else { 0.0 }).collect();
+    let mut r: Vec<f64> = rhs
+        .iter()
+        .zip(mask)
+        .map(|(v, m)| if *m { *v } else { 0.0 })
+        .collect();
     let mut z: Vec<f64> = r.iter().zip(diag).map(|(a, d)| a / d).collect();
     let mut p = z.clone();
     let mut ap = vec![0.0; n];
@@ -528,7 +554,12 @@ impl DualSolver {
     }
 
     /// Solves `problem` on `grid` from the default start.
-    pub fn solve(&self, problem: &Problem, grid: &Grid, observer: &mut dyn Observer) -> Result<Solution> {
+    pub fn solve(
+        &self,
+        problem: &Problem,
+        grid: &Grid,
+        observer: &mut dyn Observer,
+    ) -> Result<Solution> {
         self.solve_from(problem, grid, &InitialGuess::default(), observer)
     }
 
@@ -556,8 +587,12 @@ impl DualSolver {
                 "method dual needs a strictly convex f (kl, reverse-kl, alpha, js, chi2)",
             ));
         }
-        if !(o.ladder_ratio > 1.0) {
-            return Err(Error::invalid("ladder_ratio", o.ladder_ratio, "must exceed 1"));
+        if o.ladder_ratio.partial_cmp(&1.0) != Some(std::cmp::Ordering::Greater) {
+            return Err(Error::invalid(
+                "ladder_ratio",
+                o.ladder_ratio,
+                "must exceed 1",
+            ));
         }
         let start = Instant::now();
         let (rho0, q) = problem.masses(grid)?;
@@ -641,9 +676,15 @@ impl DualSolver {
             let w = setup.line_search(&mixture, &eval.plan);
             mixture.mix(&eval.plan, w);
             // a Frank-Wolfe atom too: the best response to f'(gamma_bar / q)
-            let linear = ndarray::Zip::from(&mixture.gamma).and(&q).map_collect(|&g, &t| {
-                if t > 0.0 { problem.divergence.f_prime((g / t).max(1e-8)) } else { f64::INFINITY }
-            });
+            let linear = ndarray::Zip::from(&mixture.gamma)
+                .and(&q)
+                .map_collect(|&g, &t| {
+                    if t > 0.0 {
+                        problem.divergence.f_prime((g / t).max(1e-8))
+                    } else {
+                        f64::INFINITY
+                    }
+                });
             let fw = setup.evaluate(&linear, eps)?;
             let w = setup.line_search(&mixture, &fw.plan);
             mixture.mix(&fw.plan, w);
@@ -675,7 +716,9 @@ impl DualSolver {
                 break;
             }
             let stalled = !accepted || slope <= 1e-14 * objective.abs().max(1.0);
-            let stage_done = gap <= o.tolerance * objective.abs().max(1.0) || stalled || stage_count >= o.stage_iterations;
+            let stage_done = gap <= o.tolerance * objective.abs().max(1.0)
+                || stalled
+                || stage_count >= o.stage_iterations;
             if stage_done {
                 if last_stage {
                     if stalled {
@@ -695,16 +738,45 @@ impl DualSolver {
         let mut ws = HopfLaxWorkspace::new(grid);
         // U(., T) = psi^L (psi itself without the W1 proximal)
         let mut phi = match problem.lipschitz {
-            Some(l) => lipschitz_envelope(grid, &best_psi, l, o.ladder_ratio.min(1.05), &mut ws, o.parallelism),
+            Some(l) => lipschitz_envelope(
+                grid,
+                &best_psi,
+                l,
+                o.ladder_ratio.min(1.05),
+                &mut ws,
+                o.parallelism,
+            ),
             None => best_psi.clone(),
         };
-        let top = phi.iter().filter(|v| v.is_finite()).fold(f64::NEG_INFINITY, |a, b| a.max(*b));
+        let top = phi
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold(f64::NEG_INFINITY, |a, b| a.max(*b));
         phi.mapv_inplace(|v| if v.is_finite() { v } else { top });
         let rho_terminal = normalise_mass("terminal density", plan.rho_terminal.clone())?;
         let (alpha, horizon) = (problem.alpha, problem.horizon);
         let max_speed = max_speed(grid, &rho0, &plan.end, horizon);
-        let snapshots = snapshots(grid, &rho0, &phi, &plan, alpha, horizon, o.snapshots, &mut ws, o.parallelism);
-        let hj_residual = hj_residual(grid, &rho0, &phi, &plan.end, alpha, horizon, &mut ws, o.parallelism);
+        let snapshots = snapshots(
+            grid,
+            &rho0,
+            &phi,
+            &plan,
+            alpha,
+            horizon,
+            o.snapshots,
+            &mut ws,
+            o.parallelism,
+        );
+        let hj_residual = hj_residual(
+            grid,
+            &rho0,
+            &phi,
+            &plan.end,
+            alpha,
+            horizon,
+            &mut ws,
+            o.parallelism,
+        );
         let terminal_cost = plan.w1 + setup.divergence(&plan.gamma);
         let diagnostics = Diagnostics {
             objective,
@@ -743,7 +815,12 @@ impl DualSolver {
 }
 
 /// Pushes `rho0` along straight lines to the end points, to time fraction `theta`.
-pub fn push_forward(grid: &Grid, rho0: &Array2<f64>, end: &[Array2<f64>; 2], theta: f64) -> Array2<f64> {
+pub fn push_forward(
+    grid: &Grid,
+    rho0: &Array2<f64>,
+    end: &[Array2<f64>; 2],
+    theta: f64,
+) -> Array2<f64> {
     let mut out = grid.zeros();
     for ((i, j), &m) in rho0.indexed_iter() {
         if m == 0.0 {
@@ -773,7 +850,14 @@ fn max_speed(grid: &Grid, rho0: &Array2<f64>, end: &[Array2<f64>; 2], horizon: f
 }
 
 /// `U(., T - span) = HL_span phi` (phi itself when `span = 0`).
-pub fn value_at(grid: &Grid, phi: &Array2<f64>, alpha: f64, span: f64, ws: &mut HopfLaxWorkspace, par: Parallelism) -> Array2<f64> {
+pub fn value_at(
+    grid: &Grid,
+    phi: &Array2<f64>,
+    alpha: f64,
+    span: f64,
+    ws: &mut HopfLaxWorkspace,
+    par: Parallelism,
+) -> Array2<f64> {
     if span <= 0.0 {
         return phi.clone();
     }
@@ -850,7 +934,9 @@ mod tests {
     fn soft_dual_gradient_matches_finite_differences() {
         for name in ["gauss-kl-1d", "shift-near-2d"] {
             let case = crate::cases::builtin(name).unwrap();
-            let grid = case.grid(if case.problem.dim == 1 { 64 } else { 24 }).unwrap();
+            let grid = case
+                .grid(if case.problem.dim == 1 { 64 } else { 24 })
+                .unwrap();
             let (rho0, q) = case.problem.masses(&grid).unwrap();
             let kernel = HuberKernel {
                 alpha: case.problem.alpha,
@@ -897,7 +983,10 @@ mod tests {
                 p[[i, j]] -= 2.0 * d;
                 let down = setup.evaluate(&p, eps).unwrap().soft;
                 let fd = (up - down) / (2.0 * d);
-                assert!((fd - g).abs() < 1e-6 + 1e-4 * g.abs(), "{name} ({i},{j}): fd {fd} vs {g}");
+                assert!(
+                    (fd - g).abs() < 1e-6 + 1e-4 * g.abs(),
+                    "{name} ({i},{j}): fd {fd} vs {g}"
+                );
                 checked += 1;
                 if checked == 12 {
                     break;

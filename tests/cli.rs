@@ -1,0 +1,169 @@
+//! The command line: outputs of a solve, and one clear error line with a
+//! non-zero exit for every kind of bad input.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn proxflow(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_proxflow"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("proxflow-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn solve_writes_summary_fields_and_figures() {
+    let out = scratch("solve");
+    let o = proxflow(&[
+        "solve",
+        "--case",
+        "dirac-2d",
+        "--grid",
+        "48",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    for key in [
+        "case",
+        "method",
+        "grid",
+        "objective",
+        "kinetic_energy",
+        "terminal_cost",
+        "hj_residual",
+        "max_speed",
+        "speed_bound",
+        "iterations",
+        "converged",
+        "stop_reason",
+        "wall_time_s",
+        "exact_objective",
+    ] {
+        assert!(summary.get(key).is_some(), "summary lacks {key}");
+    }
+    let j = summary["objective"].as_f64().unwrap();
+    let e = summary["exact_objective"].as_f64().unwrap();
+    assert!((j - e).abs() < 1e-2 * e);
+    for f in [
+        "rho0.npy",
+        "rho_T.npy",
+        "U0.npy",
+        "phi.npy",
+        "density.png",
+        "potentials.png",
+    ] {
+        let len = std::fs::metadata(out.join(f)).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 100, "{f} missing or empty");
+    }
+    // the arrays load back with the grid's shape
+    let rho: ndarray::Array2<f64> = ndarray_npy::read_npy(out.join("rho_T.npy")).unwrap();
+    assert_eq!(rho.dim(), (49, 49));
+    assert!((rho.sum() - 1.0).abs() < 1e-12);
+}
+
+#[test]
+fn bad_input_gives_one_clear_error_line() {
+    let dir = scratch("bad");
+    let bad_toml = dir.join("bad.toml");
+    std::fs::write(&bad_toml, "[problem]\ndim = 2\nalpha = -1\n").unwrap();
+    let neg_alpha = dir.join("neg.toml");
+    std::fs::write(
+        &neg_alpha,
+        "[problem]\ndim = 1\nalpha = -1.0\nsource = { kind = \"gaussian\", mean = [0.0], std = 1.0 }\n\
+         target = { kind = \"dirac\", at = [0.0] }\n[grid]\nlo = [-4.0]\nhi = [4.0]\ncells = 64\n",
+    )
+    .unwrap();
+    let bad_npy = dir.join("rho.npy");
+    ndarray_npy::write_npy(&bad_npy, &ndarray::Array2::<f64>::zeros((3, 3))).unwrap();
+    let npy_cfg = dir.join("npy.toml");
+    std::fs::write(
+        &npy_cfg,
+        format!(
+            "[problem]\ndim = 2\nalpha = 0.5\nlipschitz = 1.0\nsource = {{ kind = \"gaussian\", mean = [0.0, 0.0], std = 1.0 }}\n\
+             target = {{ kind = \"npy\", path = \"{}\" }}\n[grid]\nlo = [-4.0, -4.0]\nhi = [4.0, 4.0]\ncells = 16\n",
+            bad_npy.display()
+        ),
+    )
+    .unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["solve".into(), "--case".into(), "comet".into()],
+            "unknown case",
+        ),
+        (
+            vec![
+                "solve".into(),
+                "--case".into(),
+                "dirac-1d".into(),
+                "--grid".into(),
+                "3".into(),
+            ],
+            "grid",
+        ),
+        (
+            vec![
+                "solve".into(),
+                "--config".into(),
+                bad_toml.display().to_string(),
+            ],
+            "malformed config",
+        ),
+        (
+            vec![
+                "solve".into(),
+                "--config".into(),
+                neg_alpha.display().to_string(),
+            ],
+            "alpha",
+        ),
+        (
+            vec![
+                "solve".into(),
+                "--config".into(),
+                "/nonexistent/x.toml".into(),
+            ],
+            "i/o error",
+        ),
+        (
+            vec![
+                "solve".into(),
+                "--config".into(),
+                npy_cfg.display().to_string(),
+                "--no-plot".into(),
+            ],
+            "does not match the grid",
+        ),
+        (
+            vec![
+                "solve".into(),
+                "--case".into(),
+                "dirac-1d".into(),
+                "--tolerance".into(),
+                "0".into(),
+            ],
+            "tolerance",
+        ),
+    ];
+    for (args, needle) in cases {
+        let o = proxflow(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: `{err}` lacks `{needle}`");
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+        assert_eq!(
+            err.trim().lines().count(),
+            1,
+            "{args:?}: not one line: {err}"
+        );
+    }
+}

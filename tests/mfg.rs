@@ -1,0 +1,111 @@
+//! The coupled solver against the closed forms of math.md section 3.
+
+use proxflow::cases;
+use proxflow::hj::{HopfLaxWorkspace, hopf_lax};
+use proxflow::mfg::{DualSolver, Silent, Solution};
+use proxflow::par::Parallelism;
+
+fn solve(name: &str, cells: usize) -> (Solution, f64) {
+    let case = cases::builtin(name).unwrap();
+    let grid = case.grid(cells).unwrap();
+    let sol = DualSolver::default()
+        .solve(&case.problem, &grid, &mut Silent)
+        .unwrap();
+    (sol, case.exact.unwrap().objective())
+}
+
+fn rel(sol: &Solution, exact: f64) -> f64 {
+    (sol.diagnostics.objective - exact).abs() / exact
+}
+
+#[test]
+fn singular_targets_match_their_closed_forms() {
+    for (name, cells, tol) in [
+        ("dirac-1d", 2048, 2e-3),
+        ("dirac-2d", 128, 1e-2),
+        ("line-2d", 128, 1e-2),
+    ] {
+        let (sol, exact) = solve(name, cells);
+        let d = &sol.diagnostics;
+        assert!(
+            rel(&sol, exact) < tol,
+            "{name}: J = {} vs {exact}",
+            d.objective
+        );
+        // the grid-scale blur of the best response costs O(h^2) along a singular support
+        assert!(
+            d.duality_gap.abs() < tol * exact,
+            "{name}: gap {}",
+            d.duality_gap
+        );
+        // kinetic energy against case A
+        let ke = cases::builtin(name).unwrap().exact.unwrap().kinetic();
+        assert!(
+            (d.kinetic_energy - ke).abs() < tol * ke,
+            "{name}: KE {} vs {ke}",
+            d.kinetic_energy
+        );
+        // speed limit |v| <= L/alpha and mass conservation
+        assert!(
+            d.max_speed <= d.speed_bound * (1.0 + 1e-9),
+            "{name}: speed {}",
+            d.max_speed
+        );
+        assert!(d.mass_error < 1e-12);
+    }
+}
+
+#[test]
+fn value_at_time_zero_is_the_hopf_lax_transform_of_the_discriminator() {
+    // U(., 0) = psi^k (Huber c-transform) must equal HL_T(psi^L) = HL_T(phi*)
+    let (sol, _) = solve("dirac-2d", 64);
+    let mut ws = HopfLaxWorkspace::new(&sol.grid);
+    let hl = hopf_lax(
+        &sol.grid,
+        &sol.phi,
+        sol.alpha / (2.0 * sol.horizon),
+        &mut ws,
+        Parallelism::Rayon,
+    )
+    .value;
+    let mut worst: f64 = 0.0;
+    for ((i, j), m) in sol.rho0.indexed_iter() {
+        if *m > 1e-8 {
+            worst = worst.max((hl[[i, j]] - sol.value0[[i, j]]).abs());
+        }
+    }
+    // they differ by the node restriction of the intermediate point (at most
+    // alpha/(2T) h^2) and the scale ladder (at most (ln 1.1)^2/8 of the cost)
+    let bound = sol.alpha / (2.0 * sol.horizon) * sol.grid.h * sol.grid.h + 1.2e-3 * 6.0;
+    assert!(worst < bound, "max |HL_T(phi) - U0| = {worst} > {bound}");
+}
+
+#[test]
+fn plain_kl_gaussian_case_is_solved_and_bracketed() {
+    let (sol, exact) = solve("gauss-kl-1d", 256);
+    let d = &sol.diagnostics;
+    assert!(rel(&sol, exact) < 1e-2, "J = {} vs {exact}", d.objective);
+    assert!(
+        (d.dual_value - exact).abs() < 2e-3 * exact,
+        "dual {} vs {exact}",
+        d.dual_value
+    );
+}
+
+#[test]
+fn gaussian_translation_dual_value_is_accurate() {
+    let (sol, exact) = solve("shift-near-2d", 64);
+    let d = &sol.diagnostics;
+    // dual <= J* <= primal up to discretisation
+    assert!(
+        (d.dual_value - exact).abs() < 2e-3 * exact,
+        "dual {} vs {exact}",
+        d.dual_value
+    );
+    assert!(
+        d.objective > exact * (1.0 - 2e-3),
+        "primal {} below {exact}",
+        d.objective
+    );
+    assert!(d.max_speed <= d.speed_bound * (1.0 + 1e-9));
+}
