@@ -9,8 +9,13 @@ fn main() {
         for &n in &grids {
             let grid = case.grid(n).unwrap();
             let t = Instant::now();
-            let sol = DualSolver::default()
-                .solve(&case.problem, &grid, &mut Printer)
+            let mut o = DualOptions::default();
+            if let Ok(v) = std::env::var("THETA") { o.local_smoothing = v.parse().unwrap(); }
+            if let Ok(v) = std::env::var("MAXIT") { o.max_iterations = v.parse().unwrap(); }
+            if let Ok(v) = std::env::var("STIFF") { o.stiffness = v.parse().unwrap(); }
+            if let Ok(v) = std::env::var("EFLOOR") { o.edge_floor = v.parse().unwrap(); }
+            if let Ok(v) = std::env::var("SMOOTH") { o.smoothing = v.parse().unwrap(); }
+            let sol = DualSolver::new(o).solve(&case.problem, &grid, &mut Printer)
                 .unwrap();
             let d = &sol.diagnostics;
             let ex = case.exact.map(|e| e.objective()).unwrap_or(f64::NAN);

@@ -28,6 +28,7 @@
 //! bounds it from below: the duality gap certifies the result. At the optimum
 //! `phi* = psi^L = U(., T)` and `U(., 0) = psi^k = HL_T phi*`.
 
+use super::monotone::monotone_transport;
 use super::solution::{Diagnostics, Snapshot, Solution, StopReason};
 use crate::divergence::FDivergence;
 use crate::error::{Error, Result};
@@ -60,6 +61,9 @@ pub struct DualOptions {
     /// Floor of the Gauss–Newton edge weights relative to the largest mass
     /// (keeps steps bounded where the densities are tiny).
     pub edge_floor: f64,
+    /// Weight of the diagonal curvature of the soft minimum over scales in the
+    /// Gauss–Newton operator (the stiffness of the linear, W1 branch).
+    pub stiffness: f64,
     /// Number of stored snapshots in [0, T] (at least 2).
     pub snapshots: usize,
     /// Parallel sweeps.
@@ -77,6 +81,7 @@ impl Default for DualOptions {
             stage_iterations: 40,
             local_smoothing: 0.5,
             edge_floor: 1e-3,
+            stiffness: 0.1,
             snapshots: 5,
             parallelism: Parallelism::Rayon,
         }
@@ -165,6 +170,9 @@ struct Evaluation {
     gradient: Array2<f64>,
     /// `grad Lambda(psi)`.
     gibbs: Array2<f64>,
+    /// Diagonal curvature of the soft minima (the stiffness that the
+    /// Laplacian model misses where the cost is linear).
+    curvature: Array2<f64>,
 }
 
 /// The soft local minimum of one agent at one scale.
@@ -172,6 +180,8 @@ struct Evaluation {
 struct Local {
     /// Soft minimum value.
     value: f64,
+    /// Its temperature.
+    eps: f64,
     /// `(i, j, weight, |x - y|)` of the nodes it spreads over.
     entries: Vec<(usize, usize, f64, f64)>,
 }
@@ -189,6 +199,8 @@ struct Setup<'a> {
     local_theta: f64,
     /// Floor of the Gauss–Newton edge weights, relative to the largest mass.
     edge_floor: f64,
+    /// Weight of the soft-minimum curvature in the Gauss–Newton diagonal.
+    stiffness: f64,
     par: Parallelism,
     ws: HopfLaxWorkspace,
     scales: Vec<HopfLax>,
@@ -223,6 +235,8 @@ impl Setup<'_> {
         let mut transform = grid.zeros();
         let (mut soft_sum, mut hard_sum) = (0.0, 0.0);
         let mut locals: Vec<Local> = vec![Local::default(); self.ladder.len()];
+        let mut curvature = grid.zeros();
+        let mut dual_gamma = grid.zeros();
         let mut weights = vec![0.0; self.ladder.len()];
         for ((i, j), &m) in self.rho0.indexed_iter() {
             let x = grid.node(i, j);
@@ -267,18 +281,38 @@ impl Setup<'_> {
                 if w < 1e-12 {
                     continue;
                 }
-                for &(a0, a1, lw, dist) in &local.entries {
+                // the dual gradient: the blurred best response
+                let mut aim = [0.0; 2];
+                for &(a0, a1, lw, _) in &local.entries {
+                    dual_gamma[[a0, a1]] += m * w * lw;
+                    let share = w * lw;
+                    if eps > 0.0 {
+                        curvature[[a0, a1]] += m * share * (1.0 - share) / eps;
+                    }
+                    let y = grid.node(a0, a1);
+                    aim[0] += lw * y[0];
+                    aim[1] += lw * y[1];
+                }
+                // the primal plan: each agent aims at the barycentre of its blur
+                // (a map, so no entropic spread in the cost), unless the
+                // deposit of that point would leave the support of Q
+                let targets: Vec<([f64; 2], f64)> = if self.on_support(aim) {
+                    vec![(aim, 1.0)]
+                } else {
+                    local.entries.iter().map(|&(a0, a1, lw, _)| (grid.node(a0, a1), lw)).collect()
+                };
+                for (y, lw) in targets {
                     let mass = m * w * lw;
                     if mass == 0.0 {
                         continue;
                     }
-                    plan.gamma[[a0, a1]] += mass;
-                    let y = grid.node(a0, a1);
+                    let dist = ((y[0] - x[0]).powi(2) + (y[1] - x[1]).powi(2)).sqrt();
                     let step = if dist > reach { reach / dist } else { 1.0 };
                     let end = [x[0] + step * (y[0] - x[0]), x[1] + step * (y[1] - x[1])];
                     let (kin, w1) = self.kernel.split(dist);
                     plan.kinetic += mass * kin;
                     plan.w1 += mass * w1;
+                    grid.deposit(&mut plan.gamma, y, mass);
                     grid.deposit(&mut plan.rho_terminal, end, mass);
                     bary[0] += w * lw * end[0];
                     bary[1] += w * lw * end[1];
@@ -302,7 +336,7 @@ impl Setup<'_> {
         let lambda = self.f.lambda(ps, qs);
         let gibbs =
             Array2::from_shape_vec(grid.shape(), self.f.lambda_gradient(ps, qs)).expect("shape");
-        let mut gradient = &plan.gamma - &gibbs;
+        let mut gradient = &dual_gamma - &gibbs;
         for (g, on) in gradient.iter_mut().zip(self.support()) {
             if !on {
                 *g = 0.0;
@@ -315,6 +349,7 @@ impl Setup<'_> {
             plan,
             gradient,
             gibbs,
+            curvature,
         })
     }
 
@@ -367,6 +402,29 @@ impl Setup<'_> {
         )
     }
 
+    /// Whether the cloud-in-cell deposit of `y` touches only nodes where Q has mass.
+    fn on_support(&self, y: [f64; 2]) -> bool {
+        let mut probe = Vec::with_capacity(4);
+        let grid = self.grid;
+        let t = [(y[0] - grid.lo[0]) / grid.h, (y[1] - grid.lo[1]) / grid.h];
+        for a in 0..grid.dim {
+            if t[a] < 0.0 || t[a] > (grid.n[a] - 1) as f64 {
+                return false;
+            }
+        }
+        let i = (t[0].floor() as usize).min(grid.n[0].saturating_sub(2));
+        let j = if grid.dim == 2 { (t[1].floor() as usize).min(grid.n[1] - 2) } else { 0 };
+        let fx = t[0] - i as f64;
+        let fy = if grid.dim == 2 { t[1] - j as f64 } else { 0.0 };
+        probe.push((i, j, (1.0 - fx) * (1.0 - fy)));
+        probe.push((i + 1, j, fx * (1.0 - fy)));
+        if grid.dim == 2 {
+            probe.push((i, j + 1, (1.0 - fx) * fy));
+            probe.push((i + 1, j + 1, fx * fy));
+        }
+        probe.iter().all(|&(a, b, w)| w == 0.0 || self.q[[a, b]] > 0.0)
+    }
+
     /// Soft minimum of `psi(y) + |x - y|^2 / (2 sigma)` over the 5x5 (5 in 1-D)
     /// nodes around the node minimiser, at temperature `theta h^2 / sigma`:
     /// a grid-scale entropic blur that makes the best response a smooth
@@ -415,6 +473,7 @@ impl Setup<'_> {
             e.2 /= sum;
         }
         out.value = low - eps * sum.ln();
+        out.eps = eps;
     }
 
     /// Solves `(tau D^T Gamma D + diag(gibbs) + shift) delta = rhs` on the
@@ -451,11 +510,12 @@ impl Setup<'_> {
             }
         }
         let gibbs = eval.gibbs.as_slice().expect("layout");
+        let curvature = eval.curvature.as_slice().expect("layout");
         let shift = 1e-10 + 1e-6 * gibbs.iter().fold(0.0f64, |a, b| a.max(*b));
         let diag: Vec<f64> = (0..n0 * n1)
             .map(|k| {
                 let (i, j) = (k / n1, k % n1);
-                let mut d = gibbs[k] + shift + wx[k] + wy[k];
+                let mut d = gibbs[k] + shift + wx[k] + wy[k] + self.stiffness * curvature[k];
                 if i > 0 {
                     d += wx[k - n1];
                 }
@@ -625,6 +685,7 @@ impl DualSolver {
             ladder,
             local_theta: o.local_smoothing,
             edge_floor: o.edge_floor,
+            stiffness: o.stiffness,
             par: o.parallelism,
             ws: HopfLaxWorkspace::new(grid),
         };
@@ -688,7 +749,7 @@ impl DualSolver {
             let fw = setup.evaluate(&linear, eps)?;
             let w = setup.line_search(&mixture, &fw.plan);
             mixture.mix(&fw.plan, w);
-            if fw.hard > best.0 {
+            if std::env::var("FWBEST").is_ok() && fw.hard > best.0 {
                 best = (fw.hard, linear, fw.transform);
             }
             objective = mixture.cost() + setup.divergence(&mixture.gamma);
@@ -733,7 +794,28 @@ impl DualSolver {
             }
         }
         let (dual, best_psi, value0) = best;
-        let plan = mixture;
+        // the soft best response to the best potential is a feasible plan too:
+        // keep whichever of it and the Frank-Wolfe mixture costs less
+        let last = setup.evaluate(&best_psi, eps)?.plan;
+        let last_objective = last.cost() + setup.divergence(&last.gamma);
+        let (mut plan, mut objective) = if last_objective < objective {
+            (last, last_objective)
+        } else {
+            (mixture, objective)
+        };
+        // in 1-D the monotone plan onto the Gibbs measure of psi is exact for
+        // the transport part: another feasible plan, often the best
+        if grid.dim == 1 {
+            let (ps, qs) = (best_psi.as_slice().expect("layout"), q.as_slice().expect("layout"));
+            let gibbs = Array2::from_shape_vec(grid.shape(), problem.divergence.lambda_gradient(ps, qs)).expect("shape");
+            let monotone = monotone_plan(grid, &rho0, &gibbs, &kernel);
+            let value = monotone.cost() + setup.divergence(&monotone.gamma);
+            if value < objective {
+                plan = monotone;
+                objective = value;
+            }
+        }
+        let converged = converged || objective - dual <= o.tolerance * objective.abs().max(1.0);
         let gap = objective - dual;
         let mut ws = HopfLaxWorkspace::new(grid);
         // U(., T) = psi^L (psi itself without the W1 proximal)
@@ -812,6 +894,28 @@ impl DualSolver {
             diagnostics,
         })
     }
+}
+
+/// The monotone (1-D optimal) plan from `rho0` onto `gamma` with the Huber cost.
+fn monotone_plan(grid: &Grid, rho0: &Array2<f64>, gamma: &Array2<f64>, kernel: &HuberKernel) -> Plan {
+    let (kinetic, map) = monotone_transport(grid, rho0, gamma, &|d| kernel.split(d).0);
+    let (w1, _) = monotone_transport(grid, rho0, gamma, &|d| kernel.split(d).1);
+    let reach = kernel.reach();
+    let mut plan = Plan {
+        gamma: gamma.clone(),
+        rho_terminal: grid.zeros(),
+        end: [grid.zeros(), grid.zeros()],
+        kinetic,
+        w1,
+    };
+    for (i, y) in map.iter().enumerate() {
+        let x = grid.coord(0, i);
+        let d = y - x;
+        let end = if d.abs() > reach { x + reach * d.signum() } else { *y };
+        plan.end[0][[i, 0]] = end;
+        grid.deposit(&mut plan.rho_terminal, [end, 0.0], rho0[[i, 0]]);
+    }
+    plan
 }
 
 /// Pushes `rho0` along straight lines to the end points, to time fraction `theta`.
@@ -965,6 +1069,7 @@ mod tests {
                 ladder,
                 local_theta: 0.5,
                 edge_floor: 1e-3,
+                stiffness: 1.0,
                 par: Parallelism::Sequential,
                 ws: HopfLaxWorkspace::new(&grid),
             };

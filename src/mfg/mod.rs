@@ -1,6 +1,7 @@
 //! Coupled mean-field-game solvers. Each returns a [`Solution`].
 
 pub mod dual;
+pub mod monotone;
 pub mod solution;
 
 pub use dual::{DualOptions, DualSolver, InitialGuess, IterationState, Observer, Silent};
