@@ -19,14 +19,20 @@
 //! stages (eps-continuation). Each step solves the Gauss–Newton system
 //! `(tau D^T Gamma D + diag(grad Lambda)) delta = gamma_soft - grad Lambda`
 //! (the linearised push-forward: a weighted Laplacian) by conjugate gradients
-//! and backtracks on the smoothed Phi. Every soft best response is a feasible
-//! transport plan (agents are blurred over a 5x5 stencil at temperature
-//! `theta h^2 / sigma`, which keeps the terminal density smooth); the primal
-//! iterate is a Frank–Wolfe mixture of them (exact line search), including
-//! the best response to the linearisation `f'(gamma_bar/q)` itself, so its
-//! cost `J` decreases monotonically and bounds `J*` from above while `Phi(psi)`
-//! bounds it from below: the duality gap certifies the result. At the optimum
-//! `phi* = psi^L = U(., T)` and `U(., 0) = psi^k = HL_T phi*`.
+//! and backtracks on the smoothed Phi; where the cost is linear the
+//! soft minimum over scales is stiff, and its diagonal curvature (weight
+//! `stiffness`) is added to the operator. The best response is blurred over a
+//! 5x5 stencil at temperature `theta h^2 / sigma`, which makes the dual smooth
+//! and the terminal density free of node combs.
+//!
+//! Primal: every agent aiming at the barycentre of its blurred response is a
+//! feasible plan with an exactly computed cost; the primal iterate is a
+//! Frank–Wolfe mixture of such plans (exact line search), including the
+//! response to the linearisation `f'(gamma_bar/q)` itself, so its cost `J`
+//! decreases monotonically. In 1-D the monotone plan onto the Gibbs measure of
+//! psi (exact for convex costs) is a further candidate. `J` bounds `J*` from
+//! above and `Phi(psi)` from below: the duality gap certifies the result. At
+//! the optimum `phi* = psi^L = U(., T)` and `U(., 0) = psi^k = HL_T phi*`.
 
 use super::monotone::monotone_transport;
 use super::solution::{Diagnostics, Snapshot, Solution, StopReason};
@@ -73,8 +79,8 @@ pub struct DualOptions {
 impl Default for DualOptions {
     fn default() -> Self {
         DualOptions {
-            max_iterations: 200,
-            tolerance: 1e-3,
+            max_iterations: 300,
+            tolerance: 2e-4,
             ladder_ratio: 1.1,
             smoothing: 1e-2,
             smoothing_min: 1e-4,
@@ -206,7 +212,46 @@ struct Setup<'a> {
     scales: Vec<HopfLax>,
 }
 
-impl Setup<'_> {
+impl<'a> Setup<'a> {
+    /// The ladder of scales and the buffers for a solve with options `o`.
+    fn new(
+        grid: &'a Grid,
+        rho0: &'a Array2<f64>,
+        q: &'a Array2<f64>,
+        f: FDivergence,
+        kernel: HuberKernel,
+        o: &DualOptions,
+    ) -> Self {
+        let hi = grid.hi();
+        let diameter = ((hi[0] - grid.lo[0]).powi(2) + (hi[1] - grid.lo[1]).powi(2)).sqrt();
+        let tau = kernel.tau();
+        let l = kernel.lipschitz.unwrap_or(0.0);
+        let ladder: Vec<(f64, f64)> = kernel
+            .ladder(grid.h, diameter, o.ladder_ratio)
+            .into_iter()
+            .map(|sigma| (sigma, 0.5 * l * l * (sigma - tau)))
+            .collect();
+        let empty = HopfLax {
+            value: grid.zeros(),
+            arg0: Array2::zeros(grid.shape()),
+            arg1: Array2::zeros(grid.shape()),
+        };
+        Setup {
+            grid,
+            rho0,
+            q,
+            f,
+            kernel,
+            scales: vec![empty; ladder.len()],
+            ladder,
+            local_theta: o.local_smoothing,
+            edge_floor: o.edge_floor,
+            stiffness: o.stiffness,
+            par: o.parallelism,
+            ws: HopfLaxWorkspace::new(grid),
+        }
+    }
+
     fn support(&self) -> impl Iterator<Item = bool> + '_ {
         self.q.iter().map(|v| *v > 0.0)
     }
@@ -257,7 +302,16 @@ impl Setup<'_> {
                 continue;
             }
             hard_sum += m * hard;
+            // a scale whose hard minimum exceeds the best by far more than both
+            // temperatures carries no weight: skip its local soft minimum
+            let reach_soft =
+                40.0 * eps + 4.0 * self.local_theta * grid.h * grid.h / self.ladder[0].0;
             for (k, (&(sigma, offset), hl)) in self.ladder.iter().zip(&self.scales).enumerate() {
+                if hl.value[[i, j]] + offset > hard + reach_soft {
+                    locals[k].value = f64::INFINITY;
+                    locals[k].entries.clear();
+                    continue;
+                }
                 let node = (hl.arg0[[i, j]], hl.arg1[[i, j]]);
                 self.soft_local(psi, x, node, sigma, &mut locals[k]);
                 locals[k].value += offset;
@@ -299,7 +353,11 @@ impl Setup<'_> {
                 let targets: Vec<([f64; 2], f64)> = if self.on_support(aim) {
                     vec![(aim, 1.0)]
                 } else {
-                    local.entries.iter().map(|&(a0, a1, lw, _)| (grid.node(a0, a1), lw)).collect()
+                    local
+                        .entries
+                        .iter()
+                        .map(|&(a0, a1, lw, _)| (grid.node(a0, a1), lw))
+                        .collect()
                 };
                 for (y, lw) in targets {
                     let mass = m * w * lw;
@@ -407,13 +465,15 @@ impl Setup<'_> {
         let mut probe = Vec::with_capacity(4);
         let grid = self.grid;
         let t = [(y[0] - grid.lo[0]) / grid.h, (y[1] - grid.lo[1]) / grid.h];
-        for a in 0..grid.dim {
-            if t[a] < 0.0 || t[a] > (grid.n[a] - 1) as f64 {
-                return false;
-            }
+        if (0..grid.dim).any(|a| t[a] < 0.0 || t[a] > (grid.n[a] - 1) as f64) {
+            return false;
         }
         let i = (t[0].floor() as usize).min(grid.n[0].saturating_sub(2));
-        let j = if grid.dim == 2 { (t[1].floor() as usize).min(grid.n[1] - 2) } else { 0 };
+        let j = if grid.dim == 2 {
+            (t[1].floor() as usize).min(grid.n[1] - 2)
+        } else {
+            0
+        };
         let fx = t[0] - i as f64;
         let fy = if grid.dim == 2 { t[1] - j as f64 } else { 0.0 };
         probe.push((i, j, (1.0 - fx) * (1.0 - fy)));
@@ -422,7 +482,9 @@ impl Setup<'_> {
             probe.push((i, j + 1, (1.0 - fx) * fy));
             probe.push((i + 1, j + 1, fx * fy));
         }
-        probe.iter().all(|&(a, b, w)| w == 0.0 || self.q[[a, b]] > 0.0)
+        probe
+            .iter()
+            .all(|&(a, b, w)| w == 0.0 || self.q[[a, b]] > 0.0)
     }
 
     /// Soft minimum of `psi(y) + |x - y|^2 / (2 sigma)` over the 5x5 (5 in 1-D)
@@ -661,34 +723,7 @@ impl DualSolver {
             horizon: problem.horizon,
             lipschitz: problem.lipschitz,
         };
-        let hi = grid.hi();
-        let diameter = ((hi[0] - grid.lo[0]).powi(2) + (hi[1] - grid.lo[1]).powi(2)).sqrt();
-        let tau = kernel.tau();
-        let l = problem.lipschitz.unwrap_or(0.0);
-        let ladder: Vec<(f64, f64)> = kernel
-            .ladder(grid.h, diameter, o.ladder_ratio)
-            .into_iter()
-            .map(|sigma| (sigma, 0.5 * l * l * (sigma - tau)))
-            .collect();
-        let empty = HopfLax {
-            value: grid.zeros(),
-            arg0: Array2::zeros(grid.shape()),
-            arg1: Array2::zeros(grid.shape()),
-        };
-        let mut setup = Setup {
-            grid,
-            rho0: &rho0,
-            q: &q,
-            f: problem.divergence,
-            kernel,
-            scales: vec![empty; ladder.len()],
-            ladder,
-            local_theta: o.local_smoothing,
-            edge_floor: o.edge_floor,
-            stiffness: o.stiffness,
-            par: o.parallelism,
-            ws: HopfLaxWorkspace::new(grid),
-        };
+        let mut setup = Setup::new(grid, &rho0, &q, problem.divergence, kernel, o);
         let mut psi = match &guess.potential {
             Some(p) if p.dim() != grid.shape() => {
                 return Err(Error::invalid(
@@ -749,9 +784,6 @@ impl DualSolver {
             let fw = setup.evaluate(&linear, eps)?;
             let w = setup.line_search(&mixture, &fw.plan);
             mixture.mix(&fw.plan, w);
-            if std::env::var("FWBEST").is_ok() && fw.hard > best.0 {
-                best = (fw.hard, linear, fw.transform);
-            }
             objective = mixture.cost() + setup.divergence(&mixture.gamma);
             if !objective.is_finite() || !eval.hard.is_finite() {
                 return Err(Error::Diverged {
@@ -806,8 +838,13 @@ impl DualSolver {
         // in 1-D the monotone plan onto the Gibbs measure of psi is exact for
         // the transport part: another feasible plan, often the best
         if grid.dim == 1 {
-            let (ps, qs) = (best_psi.as_slice().expect("layout"), q.as_slice().expect("layout"));
-            let gibbs = Array2::from_shape_vec(grid.shape(), problem.divergence.lambda_gradient(ps, qs)).expect("shape");
+            let (ps, qs) = (
+                best_psi.as_slice().expect("layout"),
+                q.as_slice().expect("layout"),
+            );
+            let gibbs =
+                Array2::from_shape_vec(grid.shape(), problem.divergence.lambda_gradient(ps, qs))
+                    .expect("shape");
             let monotone = monotone_plan(grid, &rho0, &gibbs, &kernel);
             let value = monotone.cost() + setup.divergence(&monotone.gamma);
             if value < objective {
@@ -897,7 +934,12 @@ impl DualSolver {
 }
 
 /// The monotone (1-D optimal) plan from `rho0` onto `gamma` with the Huber cost.
-fn monotone_plan(grid: &Grid, rho0: &Array2<f64>, gamma: &Array2<f64>, kernel: &HuberKernel) -> Plan {
+fn monotone_plan(
+    grid: &Grid,
+    rho0: &Array2<f64>,
+    gamma: &Array2<f64>,
+    kernel: &HuberKernel,
+) -> Plan {
     let (kinetic, map) = monotone_transport(grid, rho0, gamma, &|d| kernel.split(d).0);
     let (w1, _) = monotone_transport(grid, rho0, gamma, &|d| kernel.split(d).1);
     let reach = kernel.reach();
@@ -911,7 +953,11 @@ fn monotone_plan(grid: &Grid, rho0: &Array2<f64>, gamma: &Array2<f64>, kernel: &
     for (i, y) in map.iter().enumerate() {
         let x = grid.coord(0, i);
         let d = y - x;
-        let end = if d.abs() > reach { x + reach * d.signum() } else { *y };
+        let end = if d.abs() > reach {
+            x + reach * d.signum()
+        } else {
+            *y
+        };
         plan.end[0][[i, 0]] = end;
         grid.deposit(&mut plan.rho_terminal, [end, 0.0], rho0[[i, 0]]);
     }
@@ -1047,32 +1093,12 @@ mod tests {
                 horizon: case.problem.horizon,
                 lipschitz: case.problem.lipschitz,
             };
-            let tau = kernel.tau();
-            let l = case.problem.lipschitz.unwrap_or(0.0);
-            let ladder: Vec<(f64, f64)> = kernel
-                .ladder(grid.h, 20.0, 1.1)
-                .into_iter()
-                .map(|s| (s, 0.5 * l * l * (s - tau)))
-                .collect();
-            let empty = HopfLax {
-                value: grid.zeros(),
-                arg0: Array2::zeros(grid.shape()),
-                arg1: Array2::zeros(grid.shape()),
-            };
-            let mut setup = Setup {
-                grid: &grid,
-                rho0: &rho0,
-                q: &q,
-                f: case.problem.divergence,
-                kernel,
-                scales: vec![empty; ladder.len()],
-                ladder,
-                local_theta: 0.5,
-                edge_floor: 1e-3,
+            let o = DualOptions {
+                parallelism: Parallelism::Sequential,
                 stiffness: 1.0,
-                par: Parallelism::Sequential,
-                ws: HopfLaxWorkspace::new(&grid),
+                ..Default::default()
             };
+            let mut setup = Setup::new(&grid, &rho0, &q, case.problem.divergence, kernel, &o);
             let psi = grid.evaluate(|x| 0.3 * x[0] * x[0] - 0.2 * x[0] + 0.1 * x[1]);
             let eps = 1e-2;
             let e = setup.evaluate(&psi, eps).unwrap();

@@ -30,7 +30,12 @@ fn atoms(mass: &Array2<f64>) -> Vec<(f64, usize)> {
 
 /// `OT_k(mu, nu)` for node masses on a 1-D grid and a convex cost `k(|d|)`,
 /// and the barycentric image of every node of `mu` under the monotone plan.
-pub fn monotone_transport(grid: &Grid, mu: &Array2<f64>, nu: &Array2<f64>, cost: &dyn Fn(f64) -> f64) -> (f64, Vec<f64>) {
+pub fn monotone_transport(
+    grid: &Grid,
+    mu: &Array2<f64>,
+    nu: &Array2<f64>,
+    cost: &dyn Fn(f64) -> f64,
+) -> (f64, Vec<f64>) {
     let (a, b) = (atoms(mu), atoms(nu));
     let mut image = vec![0.0; grid.n[0]];
     let mut weight = vec![0.0; grid.n[0]];
@@ -54,7 +59,13 @@ pub fn monotone_transport(grid: &Grid, mu: &Array2<f64>, nu: &Array2<f64>, cost:
         }
     }
     let map = (0..grid.n[0])
-        .map(|k| if weight[k] > 0.0 { image[k] / weight[k] } else { grid.coord(0, k) })
+        .map(|k| {
+            if weight[k] > 0.0 {
+                image[k] / weight[k]
+            } else {
+                grid.coord(0, k)
+            }
+        })
         .collect();
     (total, map)
 }
@@ -73,7 +84,11 @@ mod tests {
         assert!((w2 - 1.25).abs() < 2e-3, "{w2}");
         let i = grid.n[0] / 2 + 100;
         let x = grid.coord(0, i);
-        assert!((map[i] - (1.0 + 0.5 * x)).abs() < 1e-2, "map({x}) = {}", map[i]);
+        assert!(
+            (map[i] - (1.0 + 0.5 * x)).abs() < 1e-2,
+            "map({x}) = {}",
+            map[i]
+        );
     }
 
     #[test]
@@ -83,8 +98,16 @@ mod tests {
         let mut nu = grid.zeros();
         nu[[32, 0]] = 1.0;
         let (c, map) = monotone_transport(&grid, &mu, &nu, &|d| d);
-        let direct: f64 = mu.indexed_iter().map(|((i, _), m)| m * grid.coord(0, i).abs()).sum::<f64>() / mu.sum();
+        let direct: f64 = mu
+            .indexed_iter()
+            .map(|((i, _), m)| m * grid.coord(0, i).abs())
+            .sum::<f64>()
+            / mu.sum();
         assert!((c - direct).abs() < 1e-12);
-        assert!(map.iter().enumerate().all(|(k, y)| mu[[k, 0]] == 0.0 || y.abs() < 1e-12));
+        assert!(
+            map.iter()
+                .enumerate()
+                .all(|(k, y)| mu[[k, 0]] == 0.0 || y.abs() < 1e-12)
+        );
     }
 }

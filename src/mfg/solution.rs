@@ -101,6 +101,37 @@ pub struct Solution {
 }
 
 impl Solution {
+    /// rho(., t) at any t in [0, T]: the agents at `x + (t/T)(x_T - x)` on their
+    /// straight characteristics (the stored snapshots where no map exists).
+    pub fn density_at(&self, t: f64) -> Array2<f64> {
+        let theta = (t / self.horizon).clamp(0.0, 1.0);
+        match &self.map {
+            Some(map) => super::dual::push_forward(&self.grid, &self.rho0, map, theta),
+            None => self.nearest_snapshot(t).rho.clone(),
+        }
+    }
+
+    /// U(., t) at any t in [0, T]: the Hopf–Lax transform of phi* over `T - t`.
+    pub fn value_at(&self, t: f64) -> Array2<f64> {
+        let span = (self.horizon - t).clamp(0.0, self.horizon);
+        let mut ws = crate::hj::HopfLaxWorkspace::new(&self.grid);
+        super::dual::value_at(
+            &self.grid,
+            &self.phi,
+            self.alpha,
+            span,
+            &mut ws,
+            crate::par::Parallelism::Rayon,
+        )
+    }
+
+    fn nearest_snapshot(&self, t: f64) -> &Snapshot {
+        self.snapshots
+            .iter()
+            .min_by(|a, b| (a.t - t).abs().total_cmp(&(b.t - t).abs()))
+            .expect("at least two snapshots")
+    }
+
     /// Writes `rho0.npy, rho_T.npy, U0.npy, phi.npy` (and the map) into `dir`.
     pub fn write_fields(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
