@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo run --release --example convergence -- dirac-1d,gauss-kl-1d 256,512,1024,2048
 //! cargo run --release --example convergence -- shift-near-2d 32,64,128
+//! cargo run --release --example convergence -- shift-2d 256 600   # iteration cap
 //! ```
 
 use proxflow::cases;
@@ -32,7 +33,11 @@ fn main() {
         let mut last: Option<(f64, f64)> = None;
         for &cells in &grids {
             let grid = case.grid(cells).expect("grid");
-            let sol = DualSolver::default()
+            let mut options = proxflow::mfg::DualOptions::default();
+            if let Some(n) = args.get(3) {
+                options.max_iterations = n.parse().expect("iterations");
+            }
+            let sol = DualSolver::new(options)
                 .solve(&case.problem, &grid, &mut Silent)
                 .expect("solve");
             let d = &sol.diagnostics;

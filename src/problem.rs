@@ -485,6 +485,39 @@ mod tests {
     }
 
     #[test]
+    fn npy_densities_are_checked() {
+        let grid = Grid::on_box(&[-1.0, -1.0], &[1.0, 1.0], 8).unwrap();
+        let dir = std::env::temp_dir().join(format!("proxflow-npy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, a: &Array2<f64>| {
+            let path = dir.join(name);
+            ndarray_npy::write_npy(&path, a).unwrap();
+            path
+        };
+        let good = write("good.npy", &grid.evaluate(|x| 1.0 + x[0] * x[0]));
+        let mut neg = grid.evaluate(|_| 1.0);
+        neg[[3, 3]] = -0.5;
+        let cases = [
+            (write("neg.npy", &neg), "negative value -0.5"),
+            (write("zero.npy", &grid.zeros()), "zero mass"),
+            (
+                write("shape.npy", &Array2::zeros((4, 9))),
+                "does not match the grid",
+            ),
+            (dir.join("missing.npy"), "i/o error"),
+        ];
+        let problem = |path: std::path::PathBuf| Problem {
+            target: Distribution::Npy { path },
+            ..base()
+        };
+        assert!(problem(good).masses(&grid).is_ok());
+        for (path, needle) in cases {
+            let msg = problem(path).masses(&grid).unwrap_err().to_string();
+            assert!(msg.contains(needle), "`{msg}` lacks `{needle}`");
+        }
+    }
+
+    #[test]
     fn masses_are_normalised_and_dirac_sits_on_its_node() {
         let grid = Grid::on_box(&[-6.0, -6.0], &[6.0, 6.0], 32).unwrap();
         let (rho0, q) = base().masses(&grid).unwrap();

@@ -96,7 +96,11 @@ fn plain_kl_gaussian_case_is_solved_and_bracketed() {
 fn one_dimensional_cases_meet_the_fine_grid_tolerance() {
     for name in ["dirac-1d", "gauss-kl-1d"] {
         let (sol, exact) = solve(name, 2048);
-        assert!(rel(&sol, exact) < 2e-3, "{name}: J = {} vs {exact}", sol.diagnostics.objective);
+        assert!(
+            rel(&sol, exact) < 2e-3,
+            "{name}: J = {} vs {exact}",
+            sol.diagnostics.objective
+        );
     }
 }
 
@@ -106,9 +110,16 @@ fn gaussian_translations_converge_under_refinement() {
         let (coarse, exact) = solve(name, 32);
         let (fine, _) = solve(name, 64);
         let (ec, ef) = (rel(&coarse, exact), rel(&fine, exact));
-        assert!(ef < 1e-2 && ef < ec, "{name}: errors {ec} (32) -> {ef} (64)");
+        assert!(
+            ef < 1e-2 && ef < ec,
+            "{name}: errors {ec} (32) -> {ef} (64)"
+        );
         let d = &fine.diagnostics;
-        assert!(d.dual_value <= exact * (1.0 + 2e-3), "{name}: dual {} above {exact}", d.dual_value);
+        assert!(
+            d.dual_value <= exact * (1.0 + 2e-3),
+            "{name}: dual {} above {exact}",
+            d.dual_value
+        );
     }
 }
 
