@@ -2,13 +2,18 @@
 
 use proxflow::cases;
 use proxflow::hj::{HopfLaxWorkspace, hopf_lax};
-use proxflow::mfg::{DualSolver, Silent, Solution};
+use proxflow::mfg::{DualOptions, DualSolver, Silent, Solution};
 use proxflow::par::Parallelism;
 
 fn solve(name: &str, cells: usize) -> (Solution, f64) {
     let case = cases::builtin(name).unwrap();
     let grid = case.grid(cells).unwrap();
-    let sol = DualSolver::default()
+    // a cap that keeps the suite short; the defaults allow more iterations
+    let options = DualOptions {
+        max_iterations: 300,
+        ..Default::default()
+    };
+    let sol = DualSolver::new(options)
         .solve(&case.problem, &grid, &mut Silent)
         .unwrap();
     (sol, case.exact.unwrap().objective())

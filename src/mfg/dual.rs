@@ -79,7 +79,7 @@ pub struct DualOptions {
 impl Default for DualOptions {
     fn default() -> Self {
         DualOptions {
-            max_iterations: 300,
+            max_iterations: 1000,
             tolerance: 2e-4,
             ladder_ratio: 1.1,
             smoothing: 1e-2,
@@ -750,13 +750,19 @@ impl DualSolver {
         let mut converged = false;
         let mut mixture = eval.plan.clone();
         let mut objective = mixture.cost() + setup.divergence(&mixture.gamma);
+        let mut dual_done = false;
         while iterations < o.max_iterations {
             iterations += 1;
             stage_count += 1;
-            let direction = setup.newton_direction(&eval);
+            // once the dual has stalled, only the primal moves (Frank-Wolfe)
+            let direction = if dual_done {
+                grid.zeros()
+            } else {
+                setup.newton_direction(&eval)
+            };
             let slope: f64 = (&direction * &eval.gradient).sum();
             let mut accepted = false;
-            for _ in 0..12 {
+            for _ in 0..if dual_done { 0 } else { 12 } {
                 let mut trial = psi.clone();
                 trial.scaled_add(step, &direction);
                 let e = setup.evaluate(&trial, eps)?;
@@ -769,8 +775,10 @@ impl DualSolver {
                 }
                 step *= 0.5;
             }
-            let w = setup.line_search(&mixture, &eval.plan);
-            mixture.mix(&eval.plan, w);
+            if !dual_done {
+                let w = setup.line_search(&mixture, &eval.plan);
+                mixture.mix(&eval.plan, w);
+            }
             // a Frank-Wolfe atom too: the best response to f'(gamma_bar / q)
             let linear = ndarray::Zip::from(&mixture.gamma)
                 .and(&q)
@@ -814,9 +822,7 @@ impl DualSolver {
                 || stage_count >= o.stage_iterations;
             if stage_done {
                 if last_stage {
-                    if stalled {
-                        break;
-                    }
+                    dual_done |= stalled;
                 } else {
                     eps = (eps * 0.25).max(o.smoothing_min);
                     stage_count = 0;
@@ -992,8 +998,8 @@ pub fn push_forward(
         }
         let x = grid.node(i, j);
         for &ox in &offsets {
-            for k in 0..sub1 {
-                let oy = if grid.dim == 2 { offsets[k] } else { 0.0 };
+            for &oy in offsets.iter().take(sub1) {
+                let oy = if grid.dim == 2 { oy } else { 0.0 };
                 let p = [x[0] + ox, x[1] + oy];
                 let d = [grid.interpolate(&disp[0], p), grid.interpolate(&disp[1], p)];
                 grid.deposit(
