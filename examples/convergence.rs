@@ -4,7 +4,8 @@
 //! ```sh
 //! cargo run --release --example convergence -- dirac-1d,gauss-kl-1d 256,512,1024,2048
 //! cargo run --release --example convergence -- shift-near-2d 32,64,128
-//! cargo run --release --example convergence -- shift-2d 256 600   # iteration cap
+//! cargo run --release --example convergence -- shift-2d 256 600        # iteration cap
+//! cargo run --release --example convergence -- shift-near-2d 64 2000 2e-5  # and gap tolerance
 //! ```
 
 use proxflow::cases;
@@ -36,6 +37,9 @@ fn main() {
             let mut options = proxflow::mfg::DualOptions::default();
             if let Some(n) = args.get(3) {
                 options.max_iterations = n.parse().expect("iterations");
+            }
+            if let Some(t) = args.get(4) {
+                options.tolerance = t.parse().expect("tolerance");
             }
             let sol = DualSolver::new(options)
                 .solve(&case.problem, &grid, &mut Silent)

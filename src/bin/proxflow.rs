@@ -64,7 +64,7 @@ enum Command {
         #[arg(long, default_value_t = 128)]
         grid: usize,
         /// Iterations at most.
-        #[arg(long, default_value_t = 40)]
+        #[arg(long, default_value_t = 120)]
         max_iterations: usize,
     },
 }
