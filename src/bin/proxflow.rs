@@ -61,10 +61,10 @@ enum Command {
         #[arg(long, default_value = "out/demo")]
         out: PathBuf,
         /// Cells on the longest axis.
-        #[arg(long, default_value_t = 128)]
+        #[arg(long, default_value_t = 96)]
         grid: usize,
         /// Iterations at most.
-        #[arg(long, default_value_t = 120)]
+        #[arg(long, default_value_t = 300)]
         max_iterations: usize,
     },
 }
