@@ -141,18 +141,30 @@ impl Grid {
         a * (1.0 - fy) + b * fy
     }
 
-    /// Cloud-in-cell deposit: adds `weight` at `x`, split bilinearly among the
-    /// surrounding nodes. Mass is conserved; points outside are clamped to the box.
+    /// The cloud-in-cell stencil of `x`: the four surrounding nodes (two in
+    /// 1-D, the others with weight 0) and their bilinear weights. Points outside
+    /// are clamped to the box.
     #[inline]
-    pub fn deposit(&self, out: &mut Array2<f64>, x: [f64; 2], weight: f64) {
+    pub fn cic(&self, x: [f64; 2]) -> [(usize, usize, f64); 4] {
         let (i, fx) = self.locate(0, x[0]);
         let (j, fy) = self.locate(1, x[1]);
         let i1 = (i + 1).min(self.n[0] - 1);
         let j1 = (j + 1).min(self.n[1] - 1);
-        out[[i, j]] += weight * (1.0 - fx) * (1.0 - fy);
-        out[[i1, j]] += weight * fx * (1.0 - fy);
-        out[[i, j1]] += weight * (1.0 - fx) * fy;
-        out[[i1, j1]] += weight * fx * fy;
+        [
+            (i, j, (1.0 - fx) * (1.0 - fy)),
+            (i1, j, fx * (1.0 - fy)),
+            (i, j1, (1.0 - fx) * fy),
+            (i1, j1, fx * fy),
+        ]
+    }
+
+    /// Cloud-in-cell deposit: adds `weight` at `x`, split bilinearly among the
+    /// surrounding nodes. Mass is conserved; points outside are clamped to the box.
+    #[inline]
+    pub fn deposit(&self, out: &mut Array2<f64>, x: [f64; 2], weight: f64) {
+        for (i, j, w) in self.cic(x) {
+            out[[i, j]] += weight * w;
+        }
     }
 
     /// Deposits weighted points and returns the mass field.

@@ -462,29 +462,16 @@ impl<'a> Setup<'a> {
 
     /// Whether the cloud-in-cell deposit of `y` touches only nodes where Q has mass.
     fn on_support(&self, y: [f64; 2]) -> bool {
-        let mut probe = Vec::with_capacity(4);
         let grid = self.grid;
-        let t = [(y[0] - grid.lo[0]) / grid.h, (y[1] - grid.lo[1]) / grid.h];
-        if (0..grid.dim).any(|a| t[a] < 0.0 || t[a] > (grid.n[a] - 1) as f64) {
-            return false;
-        }
-        let i = (t[0].floor() as usize).min(grid.n[0].saturating_sub(2));
-        let j = if grid.dim == 2 {
-            (t[1].floor() as usize).min(grid.n[1] - 2)
-        } else {
-            0
-        };
-        let fx = t[0] - i as f64;
-        let fy = if grid.dim == 2 { t[1] - j as f64 } else { 0.0 };
-        probe.push((i, j, (1.0 - fx) * (1.0 - fy)));
-        probe.push((i + 1, j, fx * (1.0 - fy)));
-        if grid.dim == 2 {
-            probe.push((i, j + 1, (1.0 - fx) * fy));
-            probe.push((i + 1, j + 1, fx * fy));
-        }
-        probe
-            .iter()
-            .all(|&(a, b, w)| w == 0.0 || self.q[[a, b]] > 0.0)
+        let inside = (0..grid.dim).all(|a| {
+            let t = (y[a] - grid.lo[a]) / grid.h;
+            t >= 0.0 && t <= (grid.n[a] - 1) as f64
+        });
+        inside
+            && grid
+                .cic(y)
+                .iter()
+                .all(|&(i, j, w)| w == 0.0 || self.q[[i, j]] > 0.0)
     }
 
     /// Soft minimum of `psi(y) + |x - y|^2 / (2 sigma)` over the 5x5 (5 in 1-D)
