@@ -145,3 +145,38 @@ fn gaussian_translation_dual_value_is_accurate() {
     );
     assert!(d.max_speed <= d.speed_bound * (1.0 + 1e-9));
 }
+
+#[test]
+fn hj_residual_falls_under_refinement_and_snapshots_are_consistent() {
+    let (coarse, _) = solve("dirac-2d", 64);
+    let (fine, _) = solve("dirac-2d", 128);
+    let (rc, rf) = (coarse.diagnostics.hj_residual, fine.diagnostics.hj_residual);
+    assert!(rf < 0.7 * rc, "HJ residual {rc} (64) -> {rf} (128)");
+    // rho at any t: unit mass, and the stored snapshot at T/2 is the same field
+    let mid = fine.density_at(0.5 * fine.horizon);
+    assert!((mid.sum() - 1.0).abs() < 1e-12);
+    let snap = fine
+        .snapshots
+        .iter()
+        .find(|s| (s.t - 0.5 * fine.horizon).abs() < 1e-12)
+        .expect("a snapshot at T/2");
+    let diff: f64 = snap
+        .rho
+        .iter()
+        .zip(mid.iter())
+        .map(|(a, b)| (a - b).abs())
+        .sum();
+    assert!(
+        diff < 1e-12,
+        "density_at(T/2) differs from the snapshot by {diff}"
+    );
+    // U at T is phi*, and U decreases backwards in time along the HJ equation
+    let u_t = fine.value_at(fine.horizon);
+    assert_eq!(u_t, fine.phi);
+    let u0 = fine.value_at(0.0);
+    assert!(
+        u0.iter()
+            .zip(fine.phi.iter())
+            .all(|(a, b)| a <= &(b + 1e-12))
+    );
+}
