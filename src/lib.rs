@@ -20,7 +20,8 @@
 //! the Lipschitz-regularised divergence), [`hj`] (Hopf–Lax and finite
 //! differences), [`mfg`] (coupled solvers returning a [`mfg::Solution`]),
 //! [`exact`] and [`cases`] (closed-form test problems), [`data`] (samplers),
-//! [`plot`] (figures), [`report`] (summaries).
+//! [`plot`] (figures), [`report`] (summaries), [`transport`] (finite-volume
+//! continuity equation).
 //!
 //! ```
 //! use proxflow::{cases, mfg::{DualSolver, Silent}};
@@ -44,5 +45,6 @@ pub mod par;
 pub mod plot;
 pub mod problem;
 pub mod report;
+pub mod transport;
 
 pub use error::{Error, Result};
