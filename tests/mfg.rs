@@ -180,3 +180,45 @@ fn hj_residual_falls_under_refinement_and_snapshots_are_consistent() {
             .all(|(a, b)| a <= &(b + 1e-12))
     );
 }
+
+#[test]
+fn traced_characteristics_are_straight_and_respect_the_speed_limit() {
+    use proxflow::mfg::trace::{quantile, trace};
+    let mut medians = Vec::new();
+    for cells in [64, 128] {
+        let (sol, _) = solve("dirac-2d", cells);
+        let grid = &sol.grid;
+        let starts: Vec<[f64; 2]> = (0..grid.n[0])
+            .step_by(grid.n[0] / 16)
+            .flat_map(|i| (0..grid.n[1]).step_by(grid.n[1] / 16).map(move |j| (i, j)))
+            .filter(|&(i, j)| {
+                sol.rho0[[i, j]] > 1e-4 * sol.rho0.iter().fold(0.0f64, |a, b| a.max(*b))
+            })
+            .map(|(i, j)| grid.node(i, j))
+            .collect();
+        let paths = trace(&sol, &starts, 20);
+        let median = quantile(paths.iter().map(|p| p.straightness), 0.5);
+        let p99 = quantile(paths.iter().map(|p| p.straightness), 0.99);
+        let bound = sol.diagnostics.speed_bound;
+        let over = paths.iter().filter(|p| p.max_speed > bound * 1.05).count();
+        eprintln!(
+            "{cells}: {} agents, straightness median {median:.2e} p99 {p99:.2e}, over the speed bound {over}",
+            paths.len()
+        );
+        assert!(
+            median < 1e-2 && p99 < 0.1,
+            "{cells}: median {median} p99 {p99}"
+        );
+        assert!(
+            over * 20 <= paths.len(),
+            "{cells}: {over} of {} agents above L/alpha",
+            paths.len()
+        );
+        // the traced end points match the solver's straight-line map
+        medians.push(median);
+    }
+    assert!(
+        medians[1] <= medians[0] * 1.5 + 1e-4,
+        "straightness grows under refinement: {medians:?}"
+    );
+}

@@ -3,6 +3,7 @@
 pub mod dual;
 pub mod monotone;
 pub mod solution;
+pub mod trace;
 
 pub use dual::{DualOptions, DualSolver, InitialGuess, IterationState, Observer, Silent};
 pub use solution::{Diagnostics, Snapshot, Solution, StopReason};
