@@ -222,3 +222,54 @@ fn traced_characteristics_are_straight_and_respect_the_speed_limit() {
         "straightness grows under refinement: {medians:?}"
     );
 }
+
+#[test]
+fn random_starting_potentials_reach_the_same_solution() {
+    use proxflow::grid::l1_distance;
+    use proxflow::mfg::InitialGuess;
+    use rand::{Rng, SeedableRng};
+    let case = cases::builtin("shift-near-2d").unwrap();
+    let grid = case.grid(32).unwrap();
+    let solutions: Vec<Solution> = (0..5u64)
+        .map(|seed| {
+            // a random smooth potential: a few plane waves
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let waves: Vec<[f64; 4]> = (0..4)
+                .map(|_| {
+                    [
+                        rng.random_range(-1.0..1.0),
+                        rng.random_range(-1.0..1.0),
+                        rng.random_range(0.0..6.3),
+                        rng.random_range(0.1..0.3),
+                    ]
+                })
+                .collect();
+            let psi = grid.evaluate(|x| {
+                waves
+                    .iter()
+                    .map(|w| w[3] * (w[0] * x[0] + w[1] * x[1] + w[2]).sin())
+                    .sum()
+            });
+            let options = DualOptions {
+                max_iterations: 300,
+                ..Default::default()
+            };
+            let guess = InitialGuess {
+                potential: Some(psi),
+            };
+            DualSolver::new(options)
+                .solve_from(&case.problem, &grid, &guess, &mut Silent)
+                .unwrap()
+        })
+        .collect();
+    let mut worst: f64 = 0.0;
+    for a in 0..solutions.len() {
+        for b in 0..a {
+            worst = worst.max(l1_distance(
+                &solutions[a].rho_terminal,
+                &solutions[b].rho_terminal,
+            ));
+        }
+    }
+    assert!(worst < 1e-3, "max pairwise L1 distance of rho_T: {worst}");
+}
