@@ -318,9 +318,6 @@ impl Exact {
     }
 }
 
-/// The constant `sqrt(2 pi)`, exposed for tests of case A.
-pub const SQRT_2PI: f64 = 2.506_628_274_631_000_7;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,9 +337,8 @@ mod tests {
         // math.md: fraction 1 - e^-2, terminal sqrt(2 pi)(1 - Phi(2)), kinetic (2 - 2e^-2)/4
         let c = dirac(2);
         assert!((c.fraction_at_target() - (1.0 - (-2.0f64).exp())).abs() < 1e-10);
-        assert!((c.terminal() - SQRT_2PI * (1.0 - normal_cdf(2.0))).abs() < 1e-10);
+        assert!((c.terminal() - (2.0 * PI).sqrt() * (1.0 - normal_cdf(2.0))).abs() < 1e-10);
         assert!((c.kinetic() - (2.0 - 2.0 * (-2.0f64).exp()) / 4.0).abs() < 1e-10);
-        assert!((SQRT_2PI - (2.0 * PI).sqrt()).abs() < 1e-15);
     }
 
     #[test]

@@ -46,8 +46,9 @@ impl Default for FdOptions {
     }
 }
 
+/// The minmod limiter: the smaller slope when both agree in sign, else 0.
 #[inline]
-fn minmod(a: f64, b: f64) -> f64 {
+pub(crate) fn minmod(a: f64, b: f64) -> f64 {
     if a * b <= 0.0 {
         0.0
     } else if a.abs() < b.abs() {

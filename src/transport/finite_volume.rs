@@ -14,6 +14,7 @@
 //! `cfl <= 1/2` keeps the masses non-negative.
 
 use crate::grid::Grid;
+use crate::hj::finite_difference::minmod;
 use ndarray::Array2;
 
 /// Spatial reconstruction.
@@ -41,17 +42,6 @@ impl Default for FvOptions {
             scheme: FvScheme::Muscl,
             cfl: 0.45,
         }
-    }
-}
-
-#[inline]
-fn minmod(a: f64, b: f64) -> f64 {
-    if a * b <= 0.0 {
-        0.0
-    } else if a.abs() < b.abs() {
-        a
-    } else {
-        b
     }
 }
 
