@@ -15,6 +15,7 @@
 
 use super::fdiv::FDivergence;
 use crate::grid::Grid;
+use crate::hj::{HopfLaxWorkspace, lipschitz_envelope};
 use crate::par::Parallelism;
 use ndarray::{Array2, ArrayViewMut1};
 
@@ -26,8 +27,12 @@ pub struct PdhgOptions {
     /// Stop when the primal residual (mass units) and the relative Lipschitz
     /// violation are below this.
     pub tolerance: f64,
-    /// Ratio of the primal to the dual step (balanced automatically if `None`).
+    /// Ratio of the primal to the dual step; if `None` the primal step is
+    /// `primal_scale / max q`, which makes the prox of `tau q f*` well scaled
+    /// on any grid.
     pub step_ratio: Option<f64>,
+    /// `tau max q` when `step_ratio` is `None`.
+    pub primal_scale: f64,
     /// Parallel sweeps over grid rows.
     pub parallelism: Parallelism,
 }
@@ -38,6 +43,7 @@ impl Default for PdhgOptions {
             max_iterations: 20_000,
             tolerance: 1e-7,
             step_ratio: None,
+            primal_scale: 1.0,
             parallelism: Parallelism::Rayon,
         }
     }
@@ -54,7 +60,17 @@ pub struct PdhgState {
     pub flux: [Array2<f64>; 2],
     /// Total iterations run so far.
     pub iterations: usize,
+    /// Primal step reached by residual balancing (kept for warm starts).
+    tau: Option<f64>,
+    /// Current relative change of the steps.
+    adapt: f64,
 }
+
+/// Ladder ratio of the Lipschitz envelope of the discriminator.
+const ENVELOPE_RATIO: f64 = 1.05;
+
+/// Residuals further apart than this ratio trigger a change of steps.
+const BALANCE: f64 = 2.0;
 
 impl PdhgState {
     /// Zero discriminator and zero flux on `grid`.
@@ -65,6 +81,8 @@ impl PdhgState {
             phi_prev: grid.zeros(),
             flux: [grid.zeros(), grid.zeros()],
             iterations: 0,
+            tau: None,
+            adapt: 0.5,
         }
     }
 
@@ -138,18 +156,31 @@ pub fn solve_lipschitz(
     let dim = grid.dim as f64;
     debug_assert!(h > 0.0);
     // tau sigma ||D||^2 < 1 with ||D||^2 <= 4 d / h^2.
-    // the ratio that converged fastest on the closed-form cases (1-D and 2-D)
-    let ratio = opts.step_ratio.unwrap_or(1e5 * lipschitz);
     let prod = 0.99 * h * h / (4.0 * dim);
-    let tau = (prod * ratio).sqrt();
-    let sigma = (prod / ratio).sqrt();
+    let q_max = q.iter().fold(0.0f64, |a, b| a.max(*b));
+    // W1 has no curvature for the balance to act on: a fixed ratio serves it
+    let fixed = opts
+        .step_ratio
+        .or((f == FDivergence::W1).then_some(1e5 * lipschitz));
+    let mut tau = match (fixed, state.tau) {
+        (Some(ratio), _) => (prod * ratio).sqrt(),
+        (None, Some(tau)) => tau,
+        (None, None) => opts.primal_scale / q_max.max(1e-300),
+    };
     let par = opts.parallelism;
     let mut residual = f64::INFINITY;
     let mut it = 0;
     let mut converged = false;
     while it < opts.max_iterations {
         it += 1;
-        flux_step(grid, lipschitz, sigma, &state.phi_bar, &mut state.flux, par);
+        flux_step(
+            grid,
+            lipschitz,
+            prod / tau,
+            &state.phi_bar,
+            &mut state.flux,
+            par,
+        );
         std::mem::swap(&mut state.phi_prev, &mut state.phi);
         residual = phi_step(grid, f, tau, p, q, state, par);
         if it % 10 == 0 || it == opts.max_iterations {
@@ -158,8 +189,21 @@ pub fn solve_lipschitz(
                 converged = true;
                 break;
             }
+            // residual balancing (Goldstein, Esser, Baraniuk): a lagging
+            // primal residual (mass) calls for a longer primal step, a
+            // lagging Lipschitz violation for a longer dual step
+            if fixed.is_none() {
+                let viol = viol.max(0.0);
+                if residual > BALANCE * viol {
+                    tau /= 1.0 - state.adapt;
+                } else if viol > BALANCE * residual {
+                    tau *= 1.0 - state.adapt;
+                }
+                state.adapt *= 0.99;
+            }
         }
     }
+    state.tau = Some(tau);
     state.iterations += it;
     let viol = (lipschitz_constant(grid, &state.phi) / lipschitz - 1.0).max(0.0);
     PdhgReport {
@@ -320,4 +364,69 @@ pub fn plain_divergence(
         },
         phi,
     )
+}
+
+/// The optimal discriminator of `D_f^L(. || Q)` tracked across calls: an
+/// outer MFG loop hands it slowly changing measures P and each call
+/// warm-starts PDHG from the last one (the plain divergence when `L = inf`).
+/// The phi it hands out is the L-Lipschitz envelope of the PDHG iterate, so
+/// an unconverged iterate never asks agents for speeds above `L / alpha`.
+#[derive(Debug, Clone)]
+pub struct Discriminator {
+    f: FDivergence,
+    lipschitz: Option<f64>,
+    q: Array2<f64>,
+    state: PdhgState,
+    options: PdhgOptions,
+    phi: Array2<f64>,
+    workspace: HopfLaxWorkspace,
+}
+
+impl Discriminator {
+    /// Discriminator against the target masses `q` on `grid`.
+    pub fn new(
+        grid: &Grid,
+        f: FDivergence,
+        lipschitz: Option<f64>,
+        q: Array2<f64>,
+        options: PdhgOptions,
+    ) -> Self {
+        Discriminator {
+            f,
+            lipschitz,
+            q,
+            state: PdhgState::new(grid),
+            options,
+            phi: grid.zeros(),
+            workspace: HopfLaxWorkspace::new(grid),
+        }
+    }
+
+    /// Runs up to `iterations` PDHG steps for the measure `p`; returns the
+    /// divergence estimate and the discriminator phi.
+    pub fn update(
+        &mut self,
+        grid: &Grid,
+        p: &Array2<f64>,
+        iterations: usize,
+    ) -> (f64, &Array2<f64>) {
+        match self.lipschitz {
+            Some(l) => {
+                let opts = PdhgOptions {
+                    max_iterations: iterations.max(1),
+                    ..self.options
+                };
+                solve_lipschitz(grid, self.f, l, p, &self.q, &opts, &mut self.state);
+                let par = self.options.parallelism;
+                let ws = &mut self.workspace;
+                self.phi = lipschitz_envelope(grid, &self.state.phi, l, ENVELOPE_RATIO, ws, par);
+                (dual_value(self.f, p, &self.q, &self.phi), &self.phi)
+            }
+            None => {
+                let (rep, phi) = plain_divergence(grid, self.f, p, &self.q);
+                self.phi = phi;
+                (rep.value, &self.phi)
+            }
+        }
+    }
 }

@@ -58,18 +58,14 @@ pub(crate) fn minmod(a: f64, b: f64) -> f64 {
     }
 }
 
-/// Value at index `k` of a line, linearly extrapolated beyond its ends.
+/// Value at index `k` of a line, held constant beyond its ends. The ghost
+/// values make the outward one-sided slope vanish, so no information enters
+/// from outside the box: the state constraint that matches Hopf–Lax with the
+/// minimum taken over the box (linear extrapolation lets a boundary minimum
+/// run away).
 #[inline]
 fn ext(line: &dyn Fn(usize) -> f64, n: usize, k: isize) -> f64 {
-    if k < 0 {
-        let (u0, u1) = (line(0), line(1));
-        u0 + (u0 - u1) * (-k) as f64
-    } else if k as usize >= n {
-        let (a, b) = (line(n - 1), line(n - 2));
-        a + (a - b) * (k as usize - (n - 1)) as f64
-    } else {
-        line(k as usize)
-    }
+    line(k.clamp(0, n as isize - 1) as usize)
 }
 
 /// One-sided derivatives `(D- U, D+ U)` at index `k` of a line.
