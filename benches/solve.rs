@@ -3,7 +3,7 @@
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use proxflow::cases;
-use proxflow::mfg::{DualSolver, Silent};
+use proxflow::mfg::{DualSolver, Silent, Solver};
 
 fn solve(c: &mut Criterion) {
     let case = cases::builtin("dirac-2d").unwrap();

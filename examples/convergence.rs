@@ -9,7 +9,7 @@
 //! ```
 
 use proxflow::cases;
-use proxflow::mfg::{DualSolver, Silent};
+use proxflow::mfg::{DualSolver, Silent, Solver};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -24,7 +24,7 @@
 //! continuity equation).
 //!
 //! ```
-//! use proxflow::{cases, mfg::{DualSolver, Silent}};
+//! use proxflow::{cases, mfg::{DualSolver, Silent, Solver}};
 //! let case = cases::builtin("dirac-1d").unwrap();
 //! let grid = case.grid(256).unwrap();
 //! let sol = DualSolver::default().solve(&case.problem, &grid, &mut Silent).unwrap();

@@ -72,6 +72,32 @@ fn solve_writes_summary_fields_and_figures() {
 }
 
 #[test]
+fn eulerian_method_solves_through_the_same_command() {
+    let out = scratch("eulerian");
+    let o = proxflow(&[
+        "solve",
+        "--case",
+        "shift-near-2d",
+        "--grid",
+        "32",
+        "--method",
+        "eulerian",
+        "--no-plot",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["method"], "eulerian");
+    let j = summary["objective"].as_f64().unwrap();
+    let e = summary["exact_objective"].as_f64().unwrap();
+    assert!((j - e).abs() < 2e-2 * e, "J {j} vs {e}");
+    let bad = proxflow(&["solve", "--case", "shift-near-2d", "--method", "particles"]);
+    assert!(!bad.status.success());
+}
+
+#[test]
 fn bad_input_gives_one_clear_error_line() {
     let dir = scratch("bad");
     let bad_toml = dir.join("bad.toml");

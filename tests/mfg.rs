@@ -2,7 +2,7 @@
 
 use proxflow::cases;
 use proxflow::hj::{HopfLaxWorkspace, hopf_lax};
-use proxflow::mfg::{DualOptions, DualSolver, Silent, Solution};
+use proxflow::mfg::{DualOptions, DualSolver, Silent, Solution, Solver};
 use proxflow::par::Parallelism;
 
 fn solve(name: &str, cells: usize) -> (Solution, f64) {

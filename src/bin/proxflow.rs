@@ -7,7 +7,10 @@ use proxflow::cases;
 use proxflow::config::SolveConfig;
 use proxflow::error::{Error, Result};
 use proxflow::grid::Grid;
-use proxflow::mfg::{DualOptions, DualSolver, IterationState, Observer, Solution};
+use proxflow::mfg::{
+    DualOptions, DualSolver, EulerianOptions, EulerianSolver, IterationState, Observer, Solution,
+    Solver,
+};
 use proxflow::problem::Problem;
 use proxflow::{plot, report};
 use std::path::{Path, PathBuf};
@@ -36,8 +39,9 @@ enum Command {
         /// Cells on the longest axis (default: 1024 in 1-D, 128 in 2-D).
         #[arg(long)]
         grid: Option<usize>,
-        /// Solver.
-        #[arg(long, default_value = "dual", value_parser = ["dual"])]
+        /// Solver: `dual` (exact characteristics, dual ascent) or `eulerian`
+        /// (finite-difference HJ + finite-volume continuity, fictitious play).
+        #[arg(long, default_value = "dual", value_parser = ["dual", "eulerian"])]
         method: String,
         /// Iterations at most.
         #[arg(long)]
@@ -88,8 +92,12 @@ impl Progress {
 impl Observer for Progress {
     fn observe(&mut self, s: &IterationState) {
         self.0.set_position(s.iteration as u64);
-        self.0
-            .set_message(format!("J {:.6}  dual {:.6}", s.objective, s.dual));
+        let msg = if s.dual.is_nan() {
+            format!("KE {:.6}  residual {:.2e}", s.objective, s.residual)
+        } else {
+            format!("J {:.6}  dual {:.6}", s.objective, s.dual)
+        };
+        self.0.set_message(msg);
     }
 }
 
@@ -102,15 +110,35 @@ struct Job {
     exact: Option<f64>,
 }
 
+/// A solver chosen on the command line.
+enum Method {
+    Dual(DualOptions),
+    Eulerian(EulerianOptions),
+}
+
+impl Method {
+    fn solve(self, job: &Job) -> Result<Solution> {
+        match self {
+            Method::Dual(o) => with_progress(o.max_iterations, DualSolver::new(o), job),
+            Method::Eulerian(o) => with_progress(o.max_iterations, EulerianSolver::new(o), job),
+        }
+    }
+}
+
+fn with_progress(iterations: usize, solver: impl Solver, job: &Job) -> Result<Solution> {
+    let mut progress = Progress::new(iterations);
+    let solution = solver.solve(&job.problem, &job.grid, &mut progress);
+    progress.0.finish_and_clear();
+    solution
+}
+
 fn solve_and_write(
     job: &Job,
-    options: DualOptions,
+    method: Method,
     out: &Path,
     plot_figures: bool,
 ) -> Result<(Solution, serde_json::Value)> {
-    let mut progress = Progress::new(options.max_iterations);
-    let solution = DualSolver::new(options).solve(&job.problem, &job.grid, &mut progress)?;
-    progress.0.finish_and_clear();
+    let solution = method.solve(job)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     solution.write_fields(out)?;
     let summary = report::summary(&job.name, job.cells, &solution, job.exact);
@@ -151,7 +179,7 @@ fn run(cli: Cli) -> Result<()> {
             case,
             config,
             grid,
-            method: _,
+            method,
             max_iterations,
             tolerance,
             out,
@@ -195,7 +223,19 @@ fn run(cli: Cli) -> Result<()> {
             if tolerance.is_some() {
                 opts.tolerance = overrides.tolerance;
             }
-            let (_, summary) = solve_and_write(&job, opts, &out, !no_plot)?;
+            let method = if method == "eulerian" {
+                let mut e = EulerianOptions::default();
+                if let Some(n) = max_iterations {
+                    e.max_iterations = n;
+                }
+                if let Some(t) = tolerance {
+                    e.tolerance = t;
+                }
+                Method::Eulerian(e)
+            } else {
+                Method::Dual(opts)
+            };
+            let (_, summary) = solve_and_write(&job, method, &out, !no_plot)?;
             print!("{}", report::table(&summary));
             println!("  wrote {}", out.display());
         }
@@ -215,7 +255,7 @@ fn run(cli: Cli) -> Result<()> {
             let opts = options(Some(max_iterations), None)?;
             let n = job.grid.n;
             println!("proxflow demo: {} on a {}x{} grid", c.summary, n[0], n[1]);
-            let (_, summary) = solve_and_write(&job, opts, &out, true)?;
+            let (_, summary) = solve_and_write(&job, Method::Dual(opts), &out, true)?;
             print!("{}", report::table(&summary));
             println!(
                 "  figures: {0}/density.png, {0}/potentials.png",

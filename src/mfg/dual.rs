@@ -103,8 +103,11 @@ pub struct IterationState {
     pub objective: f64,
     /// Dual value Phi (lower bound on J*).
     pub dual: f64,
-    /// Current smoothing temperature.
+    /// Current smoothing temperature (0 for methods without one).
     pub smoothing: f64,
+    /// The method's convergence residual (duality gap, or change of the
+    /// terminal density in fictitious play).
+    pub residual: f64,
 }
 
 /// Watches the iterations (progress bars, logging).
@@ -661,19 +664,12 @@ impl DualSolver {
     pub fn new(options: DualOptions) -> Self {
         DualSolver { options }
     }
+}
 
-    /// Solves `problem` on `grid` from the default start.
-    pub fn solve(
-        &self,
-        problem: &Problem,
-        grid: &Grid,
-        observer: &mut dyn Observer,
-    ) -> Result<Solution> {
-        self.solve_from(problem, grid, &InitialGuess::default(), observer)
-    }
+impl super::Solver for DualSolver {
+    type Guess = InitialGuess;
 
-    /// Solves `problem` on `grid` from a given start.
-    pub fn solve_from(
+    fn solve_from(
         &self,
         problem: &Problem,
         grid: &Grid,
@@ -682,13 +678,7 @@ impl DualSolver {
     ) -> Result<Solution> {
         problem.validate()?;
         let o = &self.options;
-        if problem.alpha <= 0.0 {
-            return Err(Error::invalid(
-                "alpha",
-                problem.alpha,
-                "the exact-characteristics solver needs alpha > 0",
-            ));
-        }
+        super::require_kinetic_weight(problem, "dual")?;
         if problem.divergence == FDivergence::W1 {
             return Err(Error::invalid(
                 "divergence",
@@ -712,14 +702,10 @@ impl DualSolver {
         };
         let mut setup = Setup::new(grid, &rho0, &q, problem.divergence, kernel, o);
         let mut psi = match &guess.potential {
-            Some(p) if p.dim() != grid.shape() => {
-                return Err(Error::invalid(
-                    "initial potential",
-                    format!("{:?}", p.dim()),
-                    "must have the grid's shape",
-                ));
+            Some(p) => {
+                super::check_guess_shape("initial potential", p, grid)?;
+                p.clone()
             }
-            Some(p) => p.clone(),
             None => grid.zeros(),
         };
         for (v, &m) in psi.iter_mut().zip(&q) {
@@ -796,6 +782,7 @@ impl DualSolver {
                 objective,
                 dual: best.0,
                 smoothing: eps,
+                residual: objective - best.0,
             });
             let gap = objective - best.0;
             let last_stage = !smooth || eps <= o.smoothing_min;
@@ -921,6 +908,7 @@ impl DualSolver {
             value0,
             map: Some(plan.end),
             snapshots,
+            values: None,
             diagnostics,
         })
     }

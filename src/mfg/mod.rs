@@ -1,9 +1,67 @@
 //! Coupled mean-field-game solvers. Each returns a [`Solution`].
 
+use crate::error::{Error, Result};
+use crate::grid::Grid;
+use crate::problem::Problem;
+use ndarray::Array2;
+
 pub mod dual;
+pub mod eulerian;
 pub mod monotone;
 pub mod solution;
 pub mod trace;
 
 pub use dual::{DualOptions, DualSolver, InitialGuess, IterationState, Observer, Silent};
-pub use solution::{Diagnostics, Snapshot, Solution, StopReason};
+pub use eulerian::{EulerianOptions, EulerianSolver, TerminalGuess};
+pub use solution::{Diagnostics, Snapshot, Solution, StopReason, ValueSeries};
+
+/// What every MFG method offers: a solve from a method-specific starting
+/// guess (random guesses drive the uniqueness studies) and one from its
+/// default start.
+pub trait Solver {
+    /// The method's starting guess.
+    type Guess: Default;
+
+    /// Solves `problem` on `grid` from `guess`.
+    fn solve_from(
+        &self,
+        problem: &Problem,
+        grid: &Grid,
+        guess: &Self::Guess,
+        observer: &mut dyn Observer,
+    ) -> Result<Solution>;
+
+    /// Solves `problem` on `grid` from the default start.
+    fn solve(
+        &self,
+        problem: &Problem,
+        grid: &Grid,
+        observer: &mut dyn Observer,
+    ) -> Result<Solution> {
+        self.solve_from(problem, grid, &Self::Guess::default(), observer)
+    }
+}
+
+/// Methods whose agents move with `v = -grad U / alpha` need `alpha > 0`.
+pub(crate) fn require_kinetic_weight(problem: &Problem, method: &str) -> Result<()> {
+    if problem.alpha > 0.0 {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "alpha",
+        problem.alpha,
+        &format!("method {method} needs alpha > 0 (the velocity is -grad U / alpha)"),
+    ))
+}
+
+/// A starting field must live on the grid.
+pub(crate) fn check_guess_shape(what: &str, field: &Array2<f64>, grid: &Grid) -> Result<()> {
+    if field.dim() == grid.shape() {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        what,
+        format!("{:?}", field.dim()),
+        &format!("must have the grid's shape {:?}", grid.shape()),
+    ))
+}

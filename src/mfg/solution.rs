@@ -71,6 +71,26 @@ pub struct Snapshot {
     pub value: Array2<f64>,
 }
 
+/// U(., t_m) at increasing times `t_0 = 0 < ... < t_M = T`.
+#[derive(Debug, Clone)]
+pub struct ValueSeries {
+    /// The times.
+    pub times: Vec<f64>,
+    /// U at each time.
+    pub fields: Vec<Array2<f64>>,
+}
+
+impl ValueSeries {
+    /// U(., t), linear in time between the stored levels.
+    pub fn at(&self, t: f64) -> Array2<f64> {
+        let last = self.times.len() - 1;
+        let k = self.times.partition_point(|&s| s <= t).clamp(1, last);
+        let (t0, t1) = (self.times[k - 1], self.times[k]);
+        let w = ((t - t0) / (t1 - t0)).clamp(0.0, 1.0);
+        &self.fields[k - 1] * (1.0 - w) + &self.fields[k] * w
+    }
+}
+
 /// A solution of the MFG system on a grid.
 #[derive(Debug, Clone)]
 pub struct Solution {
@@ -96,6 +116,9 @@ pub struct Solution {
     pub map: Option<[Array2<f64>; 2]>,
     /// Densities and values at stored times (including 0 and T).
     pub snapshots: Vec<Snapshot>,
+    /// U on a fine time grid, for methods whose U is not the Hopf–Lax
+    /// transform of phi* (`None`: U(., t) = HL_{T-t} phi*).
+    pub values: Option<ValueSeries>,
     /// Figures of merit.
     pub diagnostics: Diagnostics,
 }
@@ -111,8 +134,12 @@ impl Solution {
         }
     }
 
-    /// U(., t) at any t in [0, T]: the Hopf–Lax transform of phi* over `T - t`.
+    /// U(., t) at any t in [0, T]: the stored series where the method has one,
+    /// else the Hopf–Lax transform of phi* over `T - t`.
     pub fn value_at(&self, t: f64) -> Array2<f64> {
+        if let Some(series) = &self.values {
+            return series.at(t);
+        }
         let span = (self.horizon - t).clamp(0.0, self.horizon);
         let mut ws = crate::hj::HopfLaxWorkspace::new(&self.grid);
         super::dual::value_at(
@@ -123,6 +150,23 @@ impl Solution {
             &mut ws,
             crate::par::Parallelism::Rayon,
         )
+    }
+
+    /// grad U(., 0) at every node: `alpha (x - y*(x)) / T` where the method
+    /// has a map (straight characteristics), else differences of U(., 0).
+    pub fn initial_gradient(&self) -> [Array2<f64>; 2] {
+        match &self.map {
+            Some(map) => {
+                let s = self.alpha / self.horizon;
+                let g = |axis: usize| {
+                    Array2::from_shape_fn(self.grid.shape(), |(i, j)| {
+                        s * (self.grid.node(i, j)[axis] - map[axis][[i, j]])
+                    })
+                };
+                [g(0), g(1)]
+            }
+            None => self.grid.gradient(&self.value0),
+        }
     }
 
     fn nearest_snapshot(&self, t: f64) -> &Snapshot {
