@@ -93,7 +93,7 @@ fn eulerian_method_solves_through_the_same_command() {
     let j = summary["objective"].as_f64().unwrap();
     let e = summary["exact_objective"].as_f64().unwrap();
     assert!((j - e).abs() < 2e-2 * e, "J {j} vs {e}");
-    let bad = proxflow(&["solve", "--case", "shift-near-2d", "--method", "particles"]);
+    let bad = proxflow(&["solve", "--case", "shift-near-2d", "--method", "bogus"]);
     assert!(!bad.status.success());
 }
 

@@ -8,8 +8,8 @@ use proxflow::config::SolveConfig;
 use proxflow::error::{Error, Result};
 use proxflow::grid::Grid;
 use proxflow::mfg::{
-    DualOptions, DualSolver, EulerianOptions, EulerianSolver, IterationState, Observer, Solution,
-    Solver,
+    DualOptions, DualSolver, EulerianOptions, EulerianSolver, IterationState, Observer,
+    ParticleOptions, ParticleSolver, Solution, Solver,
 };
 use proxflow::problem::Problem;
 use proxflow::{plot, report};
@@ -39,9 +39,10 @@ enum Command {
         /// Cells on the longest axis (default: 1024 in 1-D, 128 in 2-D).
         #[arg(long)]
         grid: Option<usize>,
-        /// Solver: `dual` (exact characteristics, dual ascent) or `eulerian`
-        /// (finite-difference HJ + finite-volume continuity, fictitious play).
-        #[arg(long, default_value = "dual", value_parser = ["dual", "eulerian"])]
+        /// Solver: `dual` (exact characteristics, dual ascent), `eulerian`
+        /// (finite-difference HJ + finite-volume continuity, fictitious play)
+        /// or `particles` (agents relaxing to their characteristic relation).
+        #[arg(long, default_value = "dual", value_parser = ["dual", "eulerian", "particles"])]
         method: String,
         /// Iterations at most.
         #[arg(long)]
@@ -93,7 +94,7 @@ impl Observer for Progress {
     fn observe(&mut self, s: &IterationState) {
         self.0.set_position(s.iteration as u64);
         let msg = if s.dual.is_nan() {
-            format!("KE {:.6}  residual {:.2e}", s.objective, s.residual)
+            format!("residual {:.2e}", s.residual)
         } else {
             format!("J {:.6}  dual {:.6}", s.objective, s.dual)
         };
@@ -114,6 +115,7 @@ struct Job {
 enum Method {
     Dual(DualOptions),
     Eulerian(EulerianOptions),
+    Particles(ParticleOptions),
 }
 
 impl Method {
@@ -121,6 +123,7 @@ impl Method {
         match self {
             Method::Dual(o) => with_progress(o.max_iterations, DualSolver::new(o), job),
             Method::Eulerian(o) => with_progress(o.max_iterations, EulerianSolver::new(o), job),
+            Method::Particles(o) => with_progress(o.max_iterations, ParticleSolver::new(o), job),
         }
     }
 }
@@ -223,17 +226,20 @@ fn run(cli: Cli) -> Result<()> {
             if tolerance.is_some() {
                 opts.tolerance = overrides.tolerance;
             }
-            let method = if method == "eulerian" {
-                let mut e = EulerianOptions::default();
-                if let Some(n) = max_iterations {
-                    e.max_iterations = n;
+            let method = match method.as_str() {
+                "eulerian" => {
+                    let mut e = EulerianOptions::default();
+                    e.max_iterations = max_iterations.unwrap_or(e.max_iterations);
+                    e.tolerance = tolerance.unwrap_or(e.tolerance);
+                    Method::Eulerian(e)
                 }
-                if let Some(t) = tolerance {
-                    e.tolerance = t;
+                "particles" => {
+                    let mut p = ParticleOptions::default();
+                    p.max_iterations = max_iterations.unwrap_or(p.max_iterations);
+                    p.tolerance = tolerance.unwrap_or(p.tolerance);
+                    Method::Particles(p)
                 }
-                Method::Eulerian(e)
-            } else {
-                Method::Dual(opts)
+                _ => Method::Dual(opts),
             };
             let (_, summary) = solve_and_write(&job, method, &out, !no_plot)?;
             print!("{}", report::table(&summary));

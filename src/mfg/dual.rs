@@ -888,11 +888,7 @@ impl super::Solver for DualSolver {
             speed_bound: problem.lipschitz.map_or(f64::INFINITY, |l| l / alpha),
             iterations,
             converged,
-            stop_reason: if converged {
-                StopReason::Converged { residual: gap }
-            } else {
-                StopReason::MaxIterations { residual: gap }
-            },
+            stop_reason: StopReason::new(converged, gap),
             mass_error: (plan.rho_terminal.sum() - 1.0).abs(),
             wall_time_s: start.elapsed().as_secs_f64(),
         };
@@ -1049,7 +1045,7 @@ fn snapshots(
 /// rho(T/2)-weighted RMS of `dU/dt - |grad U|^2 / (2 alpha)` at t = T/2, with
 /// a centred time difference of width T/50.
 #[allow(clippy::too_many_arguments)]
-fn hj_residual(
+pub(crate) fn hj_residual(
     grid: &Grid,
     rho0: &Array2<f64>,
     phi: &Array2<f64>,

@@ -15,7 +15,6 @@
 
 use super::solution::{Diagnostics, Snapshot, Solution, StopReason, ValueSeries};
 use super::{IterationState, Observer};
-use crate::divergence::{Discriminator, PdhgOptions};
 use crate::error::{Error, Result};
 use crate::grid::{Grid, l1_distance, normalise_mass};
 use crate::hj::finite_difference::{FdOptions, solve_backward};
@@ -188,12 +187,7 @@ impl super::Solver for EulerianSolver {
             }
             None => rho0.clone(),
         };
-        let pdhg = PdhgOptions {
-            parallelism: o.parallelism,
-            ..Default::default()
-        };
-        let mut critic =
-            Discriminator::new(grid, problem.divergence, problem.lipschitz, q.clone(), pdhg);
+        let mut critic = super::critic_for(grid, problem, &q, o.parallelism);
         let mut residual = f64::INFINITY;
         let mut iterations = 0;
         while iterations < o.max_iterations {
@@ -271,11 +265,7 @@ impl super::Solver for EulerianSolver {
                 .map_or(f64::INFINITY, |l| l / problem.alpha),
             iterations,
             converged,
-            stop_reason: if converged {
-                StopReason::Converged { residual }
-            } else {
-                StopReason::MaxIterations { residual }
-            },
+            stop_reason: StopReason::new(converged, residual),
             mass_error: (round.terminal().sum() - 1.0).abs(),
             wall_time_s: start.elapsed().as_secs_f64(),
         };

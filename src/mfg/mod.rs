@@ -8,11 +8,13 @@ use ndarray::Array2;
 pub mod dual;
 pub mod eulerian;
 pub mod monotone;
+pub mod particles;
 pub mod solution;
 pub mod trace;
 
 pub use dual::{DualOptions, DualSolver, InitialGuess, IterationState, Observer, Silent};
 pub use eulerian::{EulerianOptions, EulerianSolver, TerminalGuess};
+pub use particles::{AgentGuess, ParticleOptions, ParticleSolver};
 pub use solution::{Diagnostics, Snapshot, Solution, StopReason, ValueSeries};
 
 /// What every MFG method offers: a solve from a method-specific starting
@@ -64,4 +66,24 @@ pub(crate) fn check_guess_shape(what: &str, field: &Array2<f64>, grid: &Grid) ->
         format!("{:?}", field.dim()),
         &format!("must have the grid's shape {:?}", grid.shape()),
     ))
+}
+
+/// The discriminator of a problem's `D_f^L(. || Q)` with default PDHG steps.
+pub(crate) fn critic_for(
+    grid: &Grid,
+    problem: &Problem,
+    q: &Array2<f64>,
+    parallelism: crate::par::Parallelism,
+) -> crate::divergence::Discriminator {
+    let pdhg = crate::divergence::PdhgOptions {
+        parallelism,
+        ..Default::default()
+    };
+    crate::divergence::Discriminator::new(
+        grid,
+        problem.divergence,
+        problem.lipschitz,
+        q.clone(),
+        pdhg,
+    )
 }

@@ -18,6 +18,17 @@ pub enum StopReason {
     MaxIterations { residual: f64 },
 }
 
+impl StopReason {
+    /// `Converged` or `MaxIterations` with the final residual.
+    pub fn new(converged: bool, residual: f64) -> Self {
+        if converged {
+            StopReason::Converged { residual }
+        } else {
+            StopReason::MaxIterations { residual }
+        }
+    }
+}
+
 impl std::fmt::Display for StopReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

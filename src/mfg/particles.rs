@@ -1,0 +1,222 @@
+//! Particle MFG solver (method `particles`): agents at the nodes of the grid,
+//! weighted by rho0, each choosing its terminal position
+//!
+//! ```text
+//! y_i = argmin_y  alpha/(2T) |y - x_i|^2 + phi(y),
+//! phi = first variation of D_f^L(mu || Q) at mu = sum_i w_i delta_{y_i}
+//! ```
+//!
+//! (mu deposited on the grid by cloud-in-cell, phi from the divergence
+//! module). The first-order condition is the characteristic relation
+//! `y = x - (T/alpha) grad phi(y)`; the agents relax towards it,
+//! `y <- y + w_k (x - (T/alpha) grad phi(y) - y)` with `w_k = max(2/(k+2), w_min)`, and
+//! travel the straight segment from x to y.
+
+use super::dual::{hj_residual, push_forward, value_at};
+use super::solution::{Diagnostics, Snapshot, Solution, StopReason};
+use super::{IterationState, Observer};
+use crate::error::{Error, Result};
+use crate::grid::{Grid, normalise_mass};
+use crate::hj::HopfLaxWorkspace;
+use crate::par::Parallelism;
+use crate::problem::Problem;
+use ndarray::Array2;
+use std::time::Instant;
+
+/// Options of the particle solver.
+#[derive(Debug, Clone)]
+pub struct ParticleOptions {
+    /// Relaxation rounds at most.
+    pub max_iterations: usize,
+    /// Stop when the mass-weighted mean of `|x - (T/alpha) grad phi(y) - y|`
+    /// falls below `tolerance * h`.
+    pub tolerance: f64,
+    /// PDHG iterations per round for the discriminator.
+    pub discriminator_iterations: usize,
+    /// Smallest relaxation weight `w_k`.
+    pub relaxation_floor: f64,
+    /// Number of snapshots in [0, T] (at least 2).
+    pub snapshots: usize,
+    /// Parallel sweeps.
+    pub parallelism: Parallelism,
+}
+
+impl Default for ParticleOptions {
+    fn default() -> Self {
+        ParticleOptions {
+            max_iterations: 200,
+            tolerance: 0.05,
+            discriminator_iterations: 1000,
+            relaxation_floor: 0.0,
+            snapshots: 5,
+            parallelism: Parallelism::Rayon,
+        }
+    }
+}
+
+/// Optional starting positions of the agents (one per node, map layout).
+#[derive(Debug, Clone, Default)]
+pub struct AgentGuess {
+    /// Initial terminal positions per node; the nodes themselves if `None`.
+    pub positions: Option<[Array2<f64>; 2]>,
+}
+
+/// The particle solver.
+#[derive(Debug, Clone, Default)]
+pub struct ParticleSolver {
+    /// Its options.
+    pub options: ParticleOptions,
+}
+
+impl ParticleSolver {
+    /// Solver with the given options.
+    pub fn new(options: ParticleOptions) -> Self {
+        ParticleSolver { options }
+    }
+}
+
+impl super::Solver for ParticleSolver {
+    type Guess = AgentGuess;
+
+    fn solve_from(
+        &self,
+        problem: &Problem,
+        grid: &Grid,
+        guess: &AgentGuess,
+        observer: &mut dyn Observer,
+    ) -> Result<Solution> {
+        problem.validate()?;
+        super::require_kinetic_weight(problem, "particles")?;
+        let o = &self.options;
+        let start = Instant::now();
+        let (rho0, q) = problem.masses(grid)?;
+        let (alpha, horizon) = (problem.alpha, problem.horizon);
+        let floor = 1e-12 * rho0.iter().fold(0.0f64, |a, b| a.max(*b));
+        let agents: Vec<((usize, usize), f64)> = rho0
+            .indexed_iter()
+            .filter(|(_, m)| **m > floor)
+            .map(|(ij, m)| (ij, *m))
+            .collect();
+        let weights: Vec<f64> = agents.iter().map(|a| a.1).collect();
+        let starts: Vec<[f64; 2]> = agents.iter().map(|((i, j), _)| grid.node(*i, *j)).collect();
+        let mut ends = match &guess.positions {
+            Some(p) => {
+                super::check_guess_shape("initial positions", &p[0], grid)?;
+                super::check_guess_shape("initial positions", &p[1], grid)?;
+                agents
+                    .iter()
+                    .map(|((i, j), _)| [p[0][[*i, *j]], p[1][[*i, *j]]])
+                    .collect()
+            }
+            None => starts.clone(),
+        };
+        let mut critic = super::critic_for(grid, problem, &q, o.parallelism);
+        let reach = horizon / alpha;
+        let (mut residual, mut iterations) = (f64::INFINITY, 0);
+        while iterations < o.max_iterations {
+            iterations += 1;
+            let mu = grid.deposit_all(&ends, &weights);
+            let (_, phi) = critic.update(grid, &mu, o.discriminator_iterations);
+            let g = grid.gradient(phi);
+            // a floor keeps late corrections of the critic from being damped
+            // away (0 by default: on smooth targets it makes agents oscillate)
+            let w = (2.0 / (iterations as f64 + 2.0)).max(o.relaxation_floor);
+            residual = 0.0;
+            for ((y, x), m) in ends.iter_mut().zip(&starts).zip(&weights) {
+                let aim = [
+                    x[0] - reach * grid.interpolate(&g[0], *y),
+                    x[1] - reach * grid.interpolate(&g[1], *y),
+                ];
+                let miss = [aim[0] - y[0], aim[1] - y[1]];
+                residual += m * (miss[0] * miss[0] + miss[1] * miss[1]).sqrt();
+                y[0] += w * miss[0];
+                y[1] += w * miss[1];
+            }
+            if !residual.is_finite() {
+                return Err(Error::Diverged {
+                    method: "particles".into(),
+                    iteration: iterations,
+                    quantity: "agent positions".into(),
+                    value: residual,
+                });
+            }
+            observer.observe(&IterationState {
+                iteration: iterations,
+                objective: f64::NAN,
+                dual: f64::NAN,
+                smoothing: 0.0,
+                residual,
+            });
+            if residual < o.tolerance * grid.h {
+                break;
+            }
+        }
+        let converged = residual < o.tolerance * grid.h;
+        let mut map = [
+            Array2::from_shape_fn(grid.shape(), |(i, j)| grid.node(i, j)[0]),
+            Array2::from_shape_fn(grid.shape(), |(i, j)| grid.node(i, j)[1]),
+        ];
+        let mut kinetic = 0.0;
+        let mut max_speed = 0.0f64;
+        for (((ij, m), x), y) in agents.iter().zip(&starts).zip(&ends) {
+            map[0][*ij] = y[0];
+            map[1][*ij] = y[1];
+            let d2 = (y[0] - x[0]).powi(2) + (y[1] - x[1]).powi(2);
+            kinetic += m * alpha / (2.0 * horizon) * d2;
+            max_speed = max_speed.max(d2.sqrt() / horizon);
+        }
+        let rho_terminal = normalise_mass("terminal density", grid.deposit_all(&ends, &weights))?;
+        let (terminal_cost, phi) = critic.update(grid, &rho_terminal, o.discriminator_iterations);
+        let phi = phi.clone();
+        let mut ws = HopfLaxWorkspace::new(grid);
+        let par = o.parallelism;
+        let value0 = value_at(grid, &phi, alpha, horizon, &mut ws, par);
+        let dual = (&rho0 * &value0).sum()
+            - problem.divergence.lambda(
+                phi.as_slice().expect("layout"),
+                q.as_slice().expect("layout"),
+            );
+        let n = o.snapshots.max(2);
+        let snapshots = (0..n)
+            .map(|k| {
+                let theta = k as f64 / (n - 1) as f64;
+                Snapshot {
+                    t: theta * horizon,
+                    rho: push_forward(grid, &rho0, &map, theta),
+                    value: value_at(grid, &phi, alpha, (1.0 - theta) * horizon, &mut ws, par),
+                }
+            })
+            .collect();
+        let objective = kinetic + terminal_cost;
+        let diagnostics = Diagnostics {
+            objective,
+            kinetic_energy: kinetic,
+            terminal_cost,
+            dual_value: dual,
+            duality_gap: objective - dual,
+            hj_residual: hj_residual(grid, &rho0, &phi, &map, alpha, horizon, &mut ws, par),
+            max_speed,
+            speed_bound: problem.lipschitz.map_or(f64::INFINITY, |l| l / alpha),
+            iterations,
+            converged,
+            stop_reason: StopReason::new(converged, residual),
+            mass_error: (rho_terminal.sum() - 1.0).abs(),
+            wall_time_s: start.elapsed().as_secs_f64(),
+        };
+        Ok(Solution {
+            method: "particles".into(),
+            grid: grid.clone(),
+            horizon,
+            alpha,
+            rho0,
+            target: q,
+            rho_terminal,
+            phi,
+            value0,
+            map: Some(map),
+            snapshots,
+            values: None,
+            diagnostics,
+        })
+    }
+}
