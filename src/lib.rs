@@ -46,5 +46,6 @@ pub mod plot;
 pub mod problem;
 pub mod report;
 pub mod transport;
+pub mod verify;
 
 pub use error::{Error, Result};

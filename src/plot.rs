@@ -43,6 +43,26 @@ fn field_max(fields: &[&Array2<f64>]) -> f64 {
 /// Density panels at every stored time (2-D: heatmaps with characteristics;
 /// 1-D: one chart of curves), written to `path`.
 pub fn densities(solution: &Solution, title: &str, path: &Path) -> Result<()> {
+    density_panels(solution, &[], title, path)
+}
+
+/// Density panels with traced characteristics (`trace::trace` through the
+/// solution's U, not assumed straight) drawn up to each panel's time.
+pub fn densities_traced(
+    solution: &Solution,
+    paths: &[crate::mfg::trace::Path],
+    title: &str,
+    path: &Path,
+) -> Result<()> {
+    density_panels(solution, paths, title, path)
+}
+
+fn density_panels(
+    solution: &Solution,
+    traced: &[crate::mfg::trace::Path],
+    title: &str,
+    path: &Path,
+) -> Result<()> {
     register_font();
     if solution.grid.dim == 1 {
         return densities_1d(solution, title, path);
@@ -65,11 +85,13 @@ pub fn densities(solution: &Solution, title: &str, path: &Path) -> Result<()> {
     for ((area, snap), dens) in areas.iter().zip(snaps).zip(&densities) {
         let caption = format!("t = {:.2}", snap.t);
         heatmap(area, grid, dens, vmax, &caption).map_err(|e| plot_error(path, e))?;
-        if let Some(map) = &solution.map {
-            let theta = snap.t / solution.horizon;
-            characteristics(area, grid, &solution.rho0, map, theta)
-                .map_err(|e| plot_error(path, e))?;
-        }
+        let theta = snap.t / solution.horizon;
+        let lines = match &solution.map {
+            _ if !traced.is_empty() => traced_paths(traced, theta),
+            Some(map) => characteristics(grid, &solution.rho0, map, theta),
+            None => Vec::new(),
+        };
+        overlay(area, grid, lines).map_err(|e| plot_error(path, e))?;
     }
     colour_bar(&bar, 0.0, vmax, "density").map_err(|e| plot_error(path, e))?;
     root.present().map_err(|e| plot_error(path, e))
@@ -134,25 +156,17 @@ fn heatmap(
     Ok(())
 }
 
-/// Overlays the straight characteristics of a sparse set of agents up to time
+/// The straight characteristics of a sparse set of agents up to time
 /// fraction `theta`, each from its start to its position at that time.
 fn characteristics(
-    area: &Area,
     grid: &Grid,
     rho0: &Array2<f64>,
     map: &[Array2<f64>; 2],
     theta: f64,
-) -> std::result::Result<(), Box<dyn std::error::Error>> {
-    let hi = grid.hi();
-    let mut chart = ChartBuilder::on(area)
-        .margin(6)
-        .x_label_area_size(28)
-        .y_label_area_size(36)
-        .build_cartesian_2d(grid.lo[0]..hi[0], grid.lo[1]..hi[1])?;
+) -> Vec<Vec<(f64, f64)>> {
     let floor = 1e-4 * rho0.iter().fold(0.0f64, |a, b| a.max(*b));
     let stride = (grid.n[0] / 14).max(1);
     let mut lines = Vec::new();
-    let mut dots = Vec::new();
     for i in (stride / 2..grid.n[0]).step_by(stride) {
         for j in (stride / 2..grid.n[1]).step_by(stride) {
             if rho0[[i, j]] < floor {
@@ -161,16 +175,156 @@ fn characteristics(
             let x = grid.node(i, j);
             let y = [map[0][[i, j]], map[1][[i, j]]];
             let at = (x[0] + theta * (y[0] - x[0]), x[1] + theta * (y[1] - x[1]));
-            lines.push(PathElement::new(
-                vec![(x[0], x[1]), at],
-                WHITE.mix(0.8).stroke_width(1),
-            ));
-            dots.push(Circle::new(at, 2, RED.filled()));
+            lines.push(vec![(x[0], x[1]), at]);
         }
     }
-    chart.draw_series(lines)?;
+    lines
+}
+
+/// Traced paths up to time fraction `theta`.
+fn traced_paths(traced: &[crate::mfg::trace::Path], theta: f64) -> Vec<Vec<(f64, f64)>> {
+    traced
+        .iter()
+        .map(|p| {
+            let last = ((p.points.len() - 1) as f64 * theta).round() as usize;
+            p.points[..=last].iter().map(|x| (x[0], x[1])).collect()
+        })
+        .collect()
+}
+
+/// Draws polylines over a panel, with a dot where each one ends.
+fn overlay(
+    area: &Area,
+    grid: &Grid,
+    polylines: Vec<Vec<(f64, f64)>>,
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let hi = grid.hi();
+    let mut chart = ChartBuilder::on(area)
+        .margin(6)
+        .x_label_area_size(28)
+        .y_label_area_size(36)
+        .build_cartesian_2d(grid.lo[0]..hi[0], grid.lo[1]..hi[1])?;
+    let dots: Vec<_> = polylines
+        .iter()
+        .filter_map(|p| p.last().map(|&at| Circle::new(at, 2, RED.filled())))
+        .collect();
+    chart.draw_series(
+        polylines
+            .into_iter()
+            .map(|p| PathElement::new(p, WHITE.mix(0.8).stroke_width(1))),
+    )?;
     chart.draw_series(dots)?;
     Ok(())
+}
+
+/// A short tick label: plain digits from 0.01 to 10^4, else scientific.
+fn compact(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 || (1e-2..1e4).contains(&a) {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{v:.1e}")
+    }
+}
+
+/// One named series of a line chart.
+pub struct Series {
+    /// Legend entry.
+    pub label: String,
+    /// The points (x, y).
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Axes of a line chart.
+pub struct Axes<'a> {
+    /// Title.
+    pub title: &'a str,
+    /// x label.
+    pub x: &'a str,
+    /// y label.
+    pub y: &'a str,
+    /// Logarithmic x axis.
+    pub log_x: bool,
+    /// Logarithmic y axis.
+    pub log_y: bool,
+}
+
+/// A line chart with markers and a legend (log axes drop non-positive points).
+pub fn lines(series: &[Series], axes: &Axes, path: &Path) -> Result<()> {
+    register_font();
+    let keep = |v: f64, log: bool| v.is_finite() && (!log || v > 0.0);
+    let pts: Vec<Vec<(f64, f64)>> = series
+        .iter()
+        .map(|s| {
+            s.points
+                .iter()
+                .copied()
+                .filter(|(x, y)| keep(*x, axes.log_x) && keep(*y, axes.log_y))
+                .collect()
+        })
+        .collect();
+    let all: Vec<(f64, f64)> = pts.iter().flatten().copied().collect();
+    if all.is_empty() {
+        return Err(plot_error(path, "no finite points to draw"));
+    }
+    let range = |vals: Vec<f64>, log: bool| {
+        let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if log {
+            (lo / 1.5, hi * 1.5)
+        } else {
+            let pad = 0.05 * (hi - lo).max(1e-12 * hi.abs().max(1.0));
+            (lo - pad, hi + pad)
+        }
+    };
+    let (x0, x1) = range(all.iter().map(|p| p.0).collect(), axes.log_x);
+    let (y0, y1) = range(all.iter().map(|p| p.1).collect(), axes.log_y);
+    let root = BitMapBackend::new(path, (900, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+    let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
+        macro_rules! finish {
+            ($xr:expr, $yr:expr) => {{
+                let mut chart = ChartBuilder::on(&root)
+                    .caption(axes.title, ("sans-serif", 22))
+                    .margin(14)
+                    .x_label_area_size(45)
+                    .y_label_area_size(75)
+                    .build_cartesian_2d($xr, $yr)?;
+                chart
+                    .configure_mesh()
+                    .x_desc(axes.x)
+                    .y_desc(axes.y)
+                    .x_label_formatter(&|v| compact(*v))
+                    .y_label_formatter(&|v| compact(*v))
+                    .draw()?;
+                for (k, (s, p)) in series.iter().zip(&pts).enumerate() {
+                    let color = Palette99::pick(k).to_rgba();
+                    chart
+                        .draw_series(LineSeries::new(p.clone(), color.stroke_width(2)))?
+                        .label(s.label.clone())
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                        });
+                    chart.draw_series(p.iter().map(|&q| Circle::new(q, 4, color.filled())))?;
+                }
+                chart
+                    .configure_series_labels()
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .draw()?;
+            }};
+        }
+        match (axes.log_x, axes.log_y) {
+            (true, true) => finish!((x0..x1).log_scale(), (y0..y1).log_scale()),
+            (true, false) => finish!((x0..x1).log_scale(), y0..y1),
+            (false, true) => finish!(x0..x1, (y0..y1).log_scale()),
+            (false, false) => finish!(x0..x1, y0..y1),
+        }
+        Ok(())
+    };
+    draw().map_err(|e| plot_error(path, e))?;
+    root.present().map_err(|e| plot_error(path, e))
 }
 
 /// A vertical colour bar for values in `[lo, hi]`.

@@ -193,3 +193,107 @@ fn bad_input_gives_one_clear_error_line() {
         );
     }
 }
+
+/// `proxflow verify` writes the summary keys each study promises.
+#[test]
+fn verify_studies_write_their_summaries() {
+    let runs: [(&str, Vec<&str>, Vec<&str>); 3] = [
+        (
+            "uniqueness",
+            vec![
+                "--case",
+                "line-2d",
+                "--grid",
+                "24",
+                "--methods",
+                "dual",
+                "--starts",
+                "2",
+            ],
+            vec!["max_pairwise_l1", "max_pairwise_grad_u"],
+        ),
+        (
+            "straightness",
+            vec![
+                "--case",
+                "dirac-2d",
+                "--grids",
+                "24",
+                "--methods",
+                "dual",
+                "--agents",
+                "8",
+                "--steps",
+                "8",
+            ],
+            vec![
+                "straightness_median",
+                "straightness_p99",
+                "speed_violation_fraction",
+            ],
+        ),
+        (
+            "ill-posed",
+            vec![
+                "--case",
+                "line-2d",
+                "--grids",
+                "16,24",
+                "--rounds",
+                "2",
+                "--alphas",
+                "0.5",
+                "--coarse-grid",
+                "16",
+                "--starts",
+                "2",
+            ],
+            vec!["rows"],
+        ),
+    ];
+    for (study, args, keys) in runs {
+        let out = scratch(study);
+        let mut all = vec!["verify", study];
+        all.extend(args);
+        all.extend(["--out", out.to_str().unwrap()]);
+        let o = proxflow(&all);
+        assert!(
+            o.status.success(),
+            "{study}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
+                .unwrap();
+        for key in keys {
+            assert!(summary.get(key).is_some(), "{study}: summary lacks {key}");
+        }
+        if study == "ill-posed" {
+            let rows = summary["rows"].as_array().unwrap();
+            assert_eq!(rows.len(), 4);
+            for row in rows {
+                for key in [
+                    "grid",
+                    "lipschitz_bound",
+                    "lipschitz_terminal",
+                    "objective",
+                    "max_speed",
+                ] {
+                    assert!(row.get(key).is_some(), "row lacks {key}");
+                }
+            }
+            assert_eq!(rows[0]["lipschitz_bound"], "inf");
+        }
+        let pngs = std::fs::read_dir(&out)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "png")
+            })
+            .count();
+        assert!(pngs >= 1, "{study}: no figure");
+    }
+}

@@ -12,7 +12,7 @@ use proxflow::mfg::{
     ParticleOptions, ParticleSolver, Solution, Solver,
 };
 use proxflow::problem::Problem;
-use proxflow::{plot, report};
+use proxflow::{plot, report, verify};
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
@@ -59,6 +59,12 @@ enum Command {
     },
     /// List the built-in cases.
     Cases,
+    /// Check the theory numerically: uniqueness, straight characteristics,
+    /// ill-posedness without either proximal. Writes DIR/summary.json and figures.
+    Verify {
+        #[command(subcommand)]
+        study: Study,
+    },
     /// The main job on built-in defaults: solve `pinwheel-2d` on the grid and
     /// draw the density with its characteristics.
     Demo {
@@ -72,6 +78,323 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         max_iterations: usize,
     },
+}
+
+#[derive(Subcommand)]
+enum Study {
+    /// Every method from random starts lands on the same rho_T and grad U(., 0).
+    Uniqueness {
+        /// Built-in case.
+        #[arg(long, default_value = "line-2d")]
+        case: String,
+        /// Cells of the dual solver's grid.
+        #[arg(long, default_value_t = 128)]
+        grid: usize,
+        /// Cells of the Eulerian and particle solvers' grid (slower methods).
+        #[arg(long, default_value_t = 64)]
+        coarse_grid: usize,
+        /// Random starts per method.
+        #[arg(long, default_value_t = 10)]
+        starts: usize,
+        /// Methods (comma-separated: dual, eulerian, particles).
+        #[arg(long, default_value = "dual,eulerian,particles", value_delimiter = ',')]
+        methods: Vec<String>,
+        /// Seed of the random starts.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output folder.
+        #[arg(long, default_value = "out/verify-uniqueness")]
+        out: PathBuf,
+    },
+    /// Characteristics traced through U (RK4) are straight and below L/alpha.
+    Straightness {
+        /// Built-in case.
+        #[arg(long, default_value = "line-2d")]
+        case: String,
+        /// Grids (comma-separated cells on the longest axis).
+        #[arg(long, default_value = "32,64,128", value_delimiter = ',')]
+        grids: Vec<usize>,
+        /// Methods whose U is traced.
+        #[arg(long, default_value = "dual,eulerian", value_delimiter = ',')]
+        methods: Vec<String>,
+        /// Agents per axis of the tracer lattice.
+        #[arg(long, default_value_t = 24)]
+        agents: usize,
+        /// RK4 steps per path.
+        #[arg(long, default_value_t = 40)]
+        steps: usize,
+        /// Output folder.
+        #[arg(long, default_value = "out/verify-straightness")]
+        out: PathBuf,
+    },
+    /// Without W1 (L = inf) the terminal condition blows up like 1/h; without
+    /// W2 (alpha -> 0) the paths depend on the start.
+    IllPosed {
+        /// Built-in case.
+        #[arg(long, default_value = "line-2d")]
+        case: String,
+        /// Grids of the W1 study.
+        #[arg(long, default_value = "32,64,128,256,512", value_delimiter = ',')]
+        grids: Vec<usize>,
+        /// Fictitious-play rounds of the Eulerian solver per grid.
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+        /// Kinetic weights of the W2 study.
+        #[arg(long, default_value = "0.5,0.1,0.01,0.001", value_delimiter = ',')]
+        alphas: Vec<f64>,
+        /// Grid of the W2 study.
+        #[arg(long, default_value_t = 48)]
+        coarse_grid: usize,
+        /// Random starts per kinetic weight.
+        #[arg(long, default_value_t = 5)]
+        starts: usize,
+        /// Output folder.
+        #[arg(long, default_value = "out/verify-ill-posed")]
+        out: PathBuf,
+    },
+}
+
+/// One line per finished solve, on stderr.
+struct Lines;
+
+impl verify::Progress for Lines {
+    fn step(&mut self, message: &str) {
+        eprintln!("  {message}");
+    }
+}
+
+fn methods(names: &[String]) -> Result<Vec<verify::Method>> {
+    names
+        .iter()
+        .map(|n| verify::Method::parse(n.trim()))
+        .collect()
+}
+
+fn write_study(out: &Path, summary: &impl serde::Serialize) -> Result<serde_json::Value> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let value = serde_json::to_value(summary)
+        .map_err(|e| Error::invalid("summary", e, "not serialisable"))?;
+    report::write_json(&out.join("summary.json"), &value)?;
+    Ok(value)
+}
+
+fn run_study(study: Study) -> Result<()> {
+    use plot::{Axes, Series};
+    match study {
+        Study::Uniqueness {
+            case,
+            grid,
+            coarse_grid,
+            starts,
+            methods: names,
+            seed,
+            out,
+        } => {
+            let c = cases::builtin(&case)?;
+            let list = methods(&names)?
+                .into_iter()
+                .map(|m| {
+                    (
+                        m,
+                        if m == verify::Method::Dual {
+                            grid
+                        } else {
+                            coarse_grid
+                        },
+                    )
+                })
+                .collect();
+            let options = verify::UniquenessOptions {
+                starts,
+                seed,
+                methods: list,
+            };
+            let r = verify::uniqueness(&c, &options, &mut Lines)?;
+            write_study(&out, &r)?;
+            let series: Vec<Series> = r
+                .methods
+                .iter()
+                .map(|m| Series {
+                    label: format!("{} (grid {})", m.method.name(), m.grid),
+                    points: m.l1_by_starts.iter().map(|&(n, d)| (n as f64, d)).collect(),
+                })
+                .collect();
+            let title = format!("{case}: uniqueness across random starts");
+            let axes = Axes {
+                title: &title,
+                x: "number of starts",
+                y: "max pairwise L1 of rho_T",
+                log_x: false,
+                log_y: true,
+            };
+            plot::lines(&series, &axes, &out.join("uniqueness.png"))?;
+            println!("uniqueness of {case}: {starts} random starts per method");
+            for m in &r.methods {
+                println!(
+                    "  {:<10} grid {:>4}  max pairwise L1 {:.3e} (blurred {:.3e})  max |grad U0 diff| {:.3e}  {:.0} s",
+                    m.method.name(),
+                    m.grid,
+                    m.max_pairwise_l1,
+                    m.max_pairwise_blurred_l1,
+                    m.max_pairwise_grad_u,
+                    m.wall_time_s
+                );
+            }
+        }
+        Study::Straightness {
+            case,
+            grids,
+            methods: names,
+            agents,
+            steps,
+            out,
+        } => {
+            let c = cases::builtin(&case)?;
+            std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+            let mut figure = |m: verify::Method,
+                              s: &Solution,
+                              paths: &[proxflow::mfg::trace::Path]| {
+                let title = format!("{case} ({}): density and traced characteristics", m.name());
+                plot::densities_traced(
+                    s,
+                    paths,
+                    &title,
+                    &out.join(format!("characteristics-{}.png", m.name())),
+                )
+            };
+            let r = verify::straightness(
+                &c,
+                &methods(&names)?,
+                &grids,
+                agents,
+                steps,
+                &mut Lines,
+                &mut figure,
+            )?;
+            write_study(&out, &r)?;
+            let series: Vec<Series> = methods(&names)?
+                .iter()
+                .map(|m| Series {
+                    label: format!("{} median", m.name()),
+                    points: r
+                        .rows
+                        .iter()
+                        .filter(|row| row.method == *m)
+                        .map(|row| (row.grid as f64, row.straightness_median))
+                        .collect(),
+                })
+                .collect();
+            let title = format!("{case}: straightness (length / chord - 1) under refinement");
+            let axes = Axes {
+                title: &title,
+                x: "cells on the longest axis",
+                y: "median straightness",
+                log_x: true,
+                log_y: true,
+            };
+            plot::lines(&series, &axes, &out.join("straightness.png"))?;
+            for row in &r.rows {
+                println!(
+                    "  {:<10} grid {:>4}  agents {:>4}  straightness median {:.2e}  p99 {:.2e}  speed violations {:.3}",
+                    row.method.name(),
+                    row.grid,
+                    row.agents,
+                    row.straightness_median,
+                    row.straightness_p99,
+                    row.speed_violation_fraction
+                );
+            }
+        }
+        Study::IllPosed {
+            case,
+            grids,
+            rounds,
+            alphas,
+            coarse_grid,
+            starts,
+            out,
+        } => {
+            let c = cases::builtin(&case)?;
+            let r =
+                verify::ill_posed(&c, &grids, rounds, &alphas, coarse_grid, starts, &mut Lines)?;
+            write_study(&out, &r)?;
+            let series: Vec<Series> = [true, false]
+                .iter()
+                .map(|&inf| Series {
+                    label: if inf {
+                        "L = inf (no W1 proximal)".into()
+                    } else {
+                        "L = 1".into()
+                    },
+                    points: r
+                        .rows
+                        .iter()
+                        .filter(|row| row.lipschitz_bound.is_string() == inf)
+                        .map(|row| (row.h, row.lipschitz_terminal))
+                        .collect(),
+                })
+                .collect();
+            let title = format!("{case}: Lipschitz constant of U(., T) under refinement");
+            let axes = Axes {
+                title: &title,
+                x: "grid spacing h",
+                y: "Lip(U(., T))",
+                log_x: true,
+                log_y: true,
+            };
+            plot::lines(&series, &axes, &out.join("lipschitz.png"))?;
+            let spread = vec![
+                Series {
+                    label: "trajectory spread".into(),
+                    points: r
+                        .no_w2
+                        .iter()
+                        .map(|w| (w.alpha, w.trajectory_spread))
+                        .collect(),
+                },
+                Series {
+                    label: "terminal-law spread (blurred L1)".into(),
+                    points: r
+                        .no_w2
+                        .iter()
+                        .map(|w| (w.alpha, w.terminal_spread))
+                        .collect(),
+                },
+            ];
+            let title = format!("{case}: random starts as alpha -> 0 (grid {coarse_grid})");
+            let axes = Axes {
+                title: &title,
+                x: "kinetic weight alpha",
+                y: "largest pairwise spread",
+                log_x: true,
+                log_y: true,
+            };
+            plot::lines(&spread, &axes, &out.join("no-w2.png"))?;
+            println!(
+                "W1 study (growth order of Lip(U(., T)) in 1/h without W1: {:.2})",
+                r.lipschitz_growth_order
+            );
+            for row in &r.rows {
+                println!(
+                    "  grid {:>4}  L = {:<5} Lip {:>10.3}  J {:<10}  KE {:.4}  max speed {:.3}",
+                    row.grid,
+                    row.lipschitz_bound.to_string().trim_matches('"'),
+                    row.lipschitz_terminal,
+                    row.objective.to_string().trim_matches('"'),
+                    row.kinetic_energy,
+                    row.max_speed
+                );
+            }
+            for w in &r.no_w2 {
+                println!(
+                    "  alpha {:<6} trajectory spread {:.3e}  terminal spread {:.3e}",
+                    w.alpha, w.trajectory_spread, w.terminal_spread
+                );
+            }
+        }
+    }
+    println!("  wrote summary.json and figures");
+    Ok(())
 }
 
 /// A progress bar on stderr, hidden when stderr is not a terminal.
@@ -178,6 +501,7 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
+        Command::Verify { study } => run_study(study)?,
         Command::Solve {
             case,
             config,

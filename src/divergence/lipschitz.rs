@@ -62,6 +62,8 @@ pub struct PdhgState {
     pub iterations: usize,
     /// Primal step reached by residual balancing (kept for warm starts).
     tau: Option<f64>,
+    /// Running sum and count of the iterates phi, when averaging is on.
+    average: Option<(Array2<f64>, usize)>,
     /// Current relative change of the steps.
     adapt: f64,
 }
@@ -82,6 +84,7 @@ impl PdhgState {
             flux: [grid.zeros(), grid.zeros()],
             iterations: 0,
             tau: None,
+            average: None,
             adapt: 0.5,
         }
     }
@@ -183,6 +186,10 @@ pub fn solve_lipschitz(
         );
         std::mem::swap(&mut state.phi_prev, &mut state.phi);
         residual = phi_step(grid, f, tau, p, q, state, par);
+        if let Some((sum, count)) = &mut state.average {
+            *sum += &state.phi;
+            *count += 1;
+        }
         if it % 10 == 0 || it == opts.max_iterations {
             let viol = lipschitz_constant(grid, &state.phi) / lipschitz - 1.0;
             if residual < opts.tolerance && viol < opts.tolerance.sqrt() {
@@ -416,10 +423,16 @@ impl Discriminator {
                     max_iterations: iterations.max(1),
                     ..self.options
                 };
+                // the ergodic mean of the call's iterates: PDHG's iterates
+                // oscillate at the grid scale, and agents answering such a
+                // phi would pile up in combs
+                self.state.average = Some((grid.zeros(), 0));
                 solve_lipschitz(grid, self.f, l, p, &self.q, &opts, &mut self.state);
+                let (sum, count) = self.state.average.take().expect("set above");
+                let mean = sum / count.max(1) as f64;
                 let par = self.options.parallelism;
                 let ws = &mut self.workspace;
-                self.phi = lipschitz_envelope(grid, &self.state.phi, l, ENVELOPE_RATIO, ws, par);
+                self.phi = lipschitz_envelope(grid, &mean, l, ENVELOPE_RATIO, ws, par);
                 (dual_value(self.f, p, &self.q, &self.phi), &self.phi)
             }
             None => {

@@ -16,7 +16,7 @@
 use super::solution::{Diagnostics, Snapshot, Solution, StopReason, ValueSeries};
 use super::{IterationState, Observer};
 use crate::error::{Error, Result};
-use crate::grid::{Grid, l1_distance, normalise_mass};
+use crate::grid::{Grid, blur, l1_distance, normalise_mass};
 use crate::hj::finite_difference::{FdOptions, solve_backward};
 use crate::par::Parallelism;
 use crate::problem::Problem;
@@ -44,6 +44,10 @@ pub struct EulerianOptions {
     pub transport: FvOptions,
     /// Number of snapshots in [0, T] (at least 2).
     pub snapshots: usize,
+    /// Represent the target at the grid scale (5-point binomial blur of its
+    /// masses): a singular Q on a node row then has a density profile across
+    /// the support, as a PDE discretisation of a singular target sees it.
+    pub target_blur: bool,
     /// Parallel sweeps.
     pub parallelism: Parallelism,
 }
@@ -59,6 +63,7 @@ impl Default for EulerianOptions {
             hj: FdOptions::default(),
             transport: FvOptions::default(),
             snapshots: 5,
+            target_blur: false,
             parallelism: Parallelism::Rayon,
         }
     }
@@ -180,6 +185,7 @@ impl super::Solver for EulerianSolver {
         }
         let start = Instant::now();
         let (rho0, q) = problem.masses(grid)?;
+        let q = if o.target_blur { blur(&q) } else { q };
         let mut bar = match &guess.density {
             Some(d) => {
                 super::check_guess_shape("initial terminal density", d, grid)?;

@@ -8,9 +8,12 @@
 //!
 //! (mu deposited on the grid by cloud-in-cell, phi from the divergence
 //! module). The first-order condition is the characteristic relation
-//! `y = x - (T/alpha) grad phi(y)`; the agents relax towards it,
-//! `y <- y + w_k (x - (T/alpha) grad phi(y) - y)` with `w_k = max(2/(k+2), w_min)`, and
-//! travel the straight segment from x to y.
+//! `y = x - (T/alpha) grad phi(y)`. The agents take preconditioned gradient
+//! steps on their cost, `y <- y - w_k s (alpha/T (y - x) + grad phi(y))` with
+//! `s = min(T/alpha, max_step)` (for `s = T/alpha` a relaxation towards the
+//! characteristic relation) and `w_k = max(2/(k+2), w_min)`, and travel the
+//! straight segment from x to y. As alpha -> 0 the cost no longer ties y to
+//! x, and where the agents end up depends on where they started.
 
 use super::dual::{hj_residual, push_forward, value_at};
 use super::solution::{Diagnostics, Snapshot, Solution, StopReason};
@@ -28,13 +31,15 @@ use std::time::Instant;
 pub struct ParticleOptions {
     /// Relaxation rounds at most.
     pub max_iterations: usize,
-    /// Stop when the mass-weighted mean of `|x - (T/alpha) grad phi(y) - y|`
-    /// falls below `tolerance * h`.
+    /// Stop when the mass-weighted mean length of the full step
+    /// `s (alpha/T (y - x) + grad phi(y))` falls below `tolerance * h`.
     pub tolerance: f64,
     /// PDHG iterations per round for the discriminator.
     pub discriminator_iterations: usize,
     /// Smallest relaxation weight `w_k`.
     pub relaxation_floor: f64,
+    /// Largest step scale `s` (length per unit gradient).
+    pub max_step: f64,
     /// Number of snapshots in [0, T] (at least 2).
     pub snapshots: usize,
     /// Parallel sweeps.
@@ -48,6 +53,7 @@ impl Default for ParticleOptions {
             tolerance: 0.05,
             discriminator_iterations: 1000,
             relaxation_floor: 0.0,
+            max_step: 2.0,
             snapshots: 5,
             parallelism: Parallelism::Rayon,
         }
@@ -111,7 +117,8 @@ impl super::Solver for ParticleSolver {
             None => starts.clone(),
         };
         let mut critic = super::critic_for(grid, problem, &q, o.parallelism);
-        let reach = horizon / alpha;
+        let step = (horizon / alpha).min(o.max_step);
+        let pull = alpha / horizon;
         let (mut residual, mut iterations) = (f64::INFINITY, 0);
         while iterations < o.max_iterations {
             iterations += 1;
@@ -123,11 +130,11 @@ impl super::Solver for ParticleSolver {
             let w = (2.0 / (iterations as f64 + 2.0)).max(o.relaxation_floor);
             residual = 0.0;
             for ((y, x), m) in ends.iter_mut().zip(&starts).zip(&weights) {
-                let aim = [
-                    x[0] - reach * grid.interpolate(&g[0], *y),
-                    x[1] - reach * grid.interpolate(&g[1], *y),
+                // the step along minus the gradient of the agent's cost
+                let miss = [
+                    -step * (pull * (y[0] - x[0]) + grid.interpolate(&g[0], *y)),
+                    -step * (pull * (y[1] - x[1]) + grid.interpolate(&g[1], *y)),
                 ];
-                let miss = [aim[0] - y[0], aim[1] - y[1]];
                 residual += m * (miss[0] * miss[0] + miss[1] * miss[1]).sqrt();
                 y[0] += w * miss[0];
                 y[1] += w * miss[1];

@@ -13,7 +13,7 @@
 use super::Solution;
 
 /// One traced agent.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Path {
     /// Start.
     pub start: [f64; 2],
@@ -27,6 +27,9 @@ pub struct Path {
     pub max_deviation: f64,
     /// Largest speed along the path.
     pub max_speed: f64,
+    /// Positions at the step times `k T / steps`.
+    #[serde(skip)]
+    pub points: Vec<[f64; 2]>,
 }
 
 /// Traces the characteristics from `starts` with `steps` RK4 steps over [0, T].
@@ -66,12 +69,12 @@ pub fn trace(solution: &Solution, starts: &[[f64; 2]], steps: usize) -> Vec<Path
                 ];
                 points.push(x);
             }
-            summarise(&points, max_speed, grid.h)
+            summarise(points, max_speed, grid.h)
         })
         .collect()
 }
 
-fn summarise(points: &[[f64; 2]], max_speed: f64, h: f64) -> Path {
+fn summarise(points: Vec<[f64; 2]>, max_speed: f64, h: f64) -> Path {
     let (start, end) = (points[0], *points.last().expect("at least one point"));
     let dist = |a: [f64; 2], b: [f64; 2]| ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt();
     let length: f64 = points.windows(2).map(|w| dist(w[0], w[1])).sum();
@@ -97,6 +100,7 @@ fn summarise(points: &[[f64; 2]], max_speed: f64, h: f64) -> Path {
         },
         max_deviation,
         max_speed,
+        points,
     }
 }
 

@@ -1,0 +1,705 @@
+//! Verification studies of the claims of math.md section 2, each as numbers
+//! (a serialisable report) that `proxflow verify` writes with its figures:
+//!
+//! - uniqueness: from random starting guesses every method lands on the same
+//!   `(rho_T, grad U(., 0))`;
+//! - straightness: characteristics traced through U (not assumed straight)
+//!   are straight, at speeds below `L / alpha`;
+//! - ill-posedness: without the W1 proximal the terminal condition's
+//!   Lipschitz constant grows like 1/h; without the W2 proximal the agents'
+//!   paths depend on the start while the terminal law does not.
+
+use crate::cases::Case;
+use crate::divergence::lipschitz_constant;
+use crate::error::{Error, Result};
+use crate::grid::{Grid, blurred_l1_distance, l1_distance};
+use crate::mfg::trace::{quantile, trace};
+use crate::mfg::{
+    AgentGuess, DualOptions, DualSolver, EulerianOptions, EulerianSolver, InitialGuess, Observer,
+    ParticleOptions, ParticleSolver, Silent, Solution, Solver, TerminalGuess,
+};
+use crate::problem::Problem;
+use ndarray::Array2;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use std::time::Instant;
+
+/// The MFG methods a study can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// `mfg::dual`.
+    Dual,
+    /// `mfg::eulerian`.
+    Eulerian,
+    /// `mfg::particles`.
+    Particles,
+}
+
+impl Method {
+    /// All methods.
+    pub const ALL: [Method; 3] = [Method::Dual, Method::Eulerian, Method::Particles];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Dual => "dual",
+            Method::Eulerian => "eulerian",
+            Method::Particles => "particles",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(name: &str) -> Result<Method> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| Error::UnknownName {
+                kind: "method".into(),
+                name: name.into(),
+                known: Method::ALL
+                    .iter()
+                    .map(|m| m.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+/// Reports progress of a long study (one line per finished solve).
+pub trait Progress {
+    /// Called after each solve.
+    fn step(&mut self, message: &str);
+}
+
+/// Progress that says nothing.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn step(&mut self, _: &str) {}
+}
+
+/// Nodes where rho0 carries at least this fraction of its largest mass (1%:
+/// within 3 standard deviations of a Gaussian) are
+/// "the support of rho0" for the sup-distances of grad U.
+const SUPPORT_FLOOR: f64 = 1e-2;
+
+fn support(rho0: &Array2<f64>) -> Vec<(usize, usize)> {
+    let top = rho0.iter().fold(0.0f64, |a, b| a.max(*b));
+    rho0.indexed_iter()
+        .filter(|(_, m)| **m >= SUPPORT_FLOOR * top)
+        .map(|(ij, _)| ij)
+        .collect()
+}
+
+/// A random L-Lipschitz potential: a sum of four plane waves whose amplitudes
+/// times frequencies add up to `0.9 L`.
+pub fn random_potential(grid: &Grid, lipschitz: f64, rng: &mut StdRng) -> Array2<f64> {
+    let waves: Vec<([f64; 2], f64, f64)> = (0..4)
+        .map(|_| {
+            let angle = rng.random_range(0.0..std::f64::consts::TAU);
+            let freq = rng.random_range(0.3..1.5);
+            let dir = if grid.dim == 1 {
+                [freq, 0.0]
+            } else {
+                [freq * angle.cos(), freq * angle.sin()]
+            };
+            (
+                dir,
+                rng.random_range(0.0..1.0),
+                rng.random_range(0.0..std::f64::consts::TAU),
+            )
+        })
+        .collect();
+    let total: f64 = waves.iter().map(|(w, a, _)| a * w[0].hypot(w[1])).sum();
+    let scale = 0.9 * lipschitz / total.max(1e-12);
+    grid.evaluate(|x| {
+        waves
+            .iter()
+            .map(|(w, a, p)| scale * a * (w[0] * x[0] + w[1] * x[1] + p).cos())
+            .sum()
+    })
+}
+
+/// A random smooth density: three Gaussian bumps in the middle half of the box.
+pub fn random_density(grid: &Grid, rng: &mut StdRng) -> Array2<f64> {
+    let hi = grid.hi();
+    let bumps: Vec<([f64; 2], f64, f64)> = (0..3)
+        .map(|_| {
+            let at = |a: usize, rng: &mut StdRng| {
+                let (lo, hi) = (grid.lo[a], hi[a]);
+                let mid = 0.5 * (lo + hi);
+                mid + 0.25 * (hi - lo) * rng.random_range(-1.0..1.0)
+            };
+            let c = [at(0, rng), if grid.dim == 2 { at(1, rng) } else { 0.0 }];
+            (c, rng.random_range(0.5..2.0), rng.random_range(0.2..1.0))
+        })
+        .collect();
+    let mut d = grid.evaluate(|x| {
+        bumps
+            .iter()
+            .map(|(c, s, w)| {
+                w * (-((x[0] - c[0]).powi(2) + (x[1] - c[1]).powi(2)) / (2.0 * s * s)).exp()
+            })
+            .sum()
+    });
+    let total = d.sum();
+    d /= total;
+    d
+}
+
+/// Random terminal positions: each node displaced uniformly in a disc of
+/// radius `radius`.
+pub fn random_positions(grid: &Grid, radius: f64, rng: &mut StdRng) -> [Array2<f64>; 2] {
+    let mut p = [grid.zeros(), grid.zeros()];
+    for ((i, j), _) in grid.zeros().indexed_iter() {
+        let x = grid.node(i, j);
+        let r = radius * rng.random_range(0.0f64..1.0).sqrt();
+        let a = rng.random_range(0.0..std::f64::consts::TAU);
+        p[0][[i, j]] = x[0] + r * a.cos();
+        p[1][[i, j]] = if grid.dim == 2 {
+            x[1] + r * a.sin()
+        } else {
+            0.0
+        };
+    }
+    p
+}
+
+/// Solves `problem` on `grid` with `method` from a random start drawn from
+/// `rng` (`None`: the method's default start).
+pub fn solve_from_random(
+    method: Method,
+    problem: &Problem,
+    grid: &Grid,
+    rng: Option<&mut StdRng>,
+    observer: &mut dyn Observer,
+) -> Result<Solution> {
+    let lipschitz = problem.lipschitz.unwrap_or(1.0);
+    match method {
+        Method::Dual => {
+            // from a random start, a tight gap: a gap of 2e-4 J still lets
+            // terminal densities differ by about 1e-2 in L1
+            let (max_iterations, tolerance) = if rng.is_some() {
+                (1000, 1e-6)
+            } else {
+                (300, DualOptions::default().tolerance)
+            };
+            let guess = InitialGuess {
+                potential: rng.map(|r| random_potential(grid, lipschitz, r)),
+            };
+            let options = DualOptions {
+                max_iterations,
+                tolerance,
+                ..Default::default()
+            };
+            DualSolver::new(options).solve_from(problem, grid, &guess, observer)
+        }
+        Method::Eulerian => {
+            let guess = TerminalGuess {
+                density: rng.map(|r| random_density(grid, r)),
+            };
+            EulerianSolver::new(EulerianOptions::default())
+                .solve_from(problem, grid, &guess, observer)
+        }
+        Method::Particles => {
+            let reach = lipschitz * problem.horizon / problem.alpha;
+            let radius = reach.min(0.25 * (grid.hi()[0] - grid.lo[0]));
+            let guess = AgentGuess {
+                positions: rng.map(|r| random_positions(grid, radius, r)),
+            };
+            let options = ParticleOptions {
+                max_iterations: 100,
+                ..Default::default()
+            };
+            ParticleSolver::new(options).solve_from(problem, grid, &guess, observer)
+        }
+    }
+}
+
+/// Largest `|grad U_a(x, 0) - grad U_b(x, 0)|` over the support of rho0.
+fn grad_distance(a: &Solution, b: &Solution, nodes: &[(usize, usize)]) -> f64 {
+    let (ga, gb) = (a.initial_gradient(), b.initial_gradient());
+    nodes
+        .iter()
+        .map(|&ij| (ga[0][ij] - gb[0][ij]).hypot(ga[1][ij] - gb[1][ij]))
+        .fold(0.0, f64::max)
+}
+
+/// The spread of one method across random starts.
+#[derive(Debug, Clone, Serialize)]
+pub struct MethodSpread {
+    /// The method.
+    pub method: Method,
+    /// Cells on the longest axis.
+    pub grid: usize,
+    /// Objectives J of the runs.
+    pub objectives: Vec<f64>,
+    /// Whether each run met its tolerance.
+    pub converged: Vec<bool>,
+    /// Largest pairwise L1 distance of the terminal masses.
+    pub max_pairwise_l1: f64,
+    /// The same after a 5-point blur (grid-scale distance).
+    pub max_pairwise_blurred_l1: f64,
+    /// Largest pairwise sup-distance of grad U(., 0) on the support of rho0.
+    pub max_pairwise_grad_u: f64,
+    /// `max_pairwise_l1` among the first n starts, for n = 2, 3, ...
+    pub l1_by_starts: Vec<(usize, f64)>,
+    /// Wall time of all runs.
+    pub wall_time_s: f64,
+}
+
+/// Uniqueness study of one case.
+#[derive(Debug, Clone, Serialize)]
+pub struct UniquenessReport {
+    /// The case.
+    pub case: String,
+    /// Random starts per method.
+    pub starts: usize,
+    /// Seed of the starts.
+    pub seed: u64,
+    /// Largest `max_pairwise_l1` over the methods.
+    pub max_pairwise_l1: f64,
+    /// Largest `max_pairwise_grad_u` over the methods.
+    pub max_pairwise_grad_u: f64,
+    /// One entry per method.
+    pub methods: Vec<MethodSpread>,
+}
+
+/// What a uniqueness study runs.
+#[derive(Debug, Clone)]
+pub struct UniquenessOptions {
+    /// Random starts per method (at least 2).
+    pub starts: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Methods, each with its grid (cells on the longest axis).
+    pub methods: Vec<(Method, usize)>,
+}
+
+/// Runs every method from `starts` random guesses and measures how far the
+/// results lie apart.
+pub fn uniqueness(
+    case: &Case,
+    options: &UniquenessOptions,
+    progress: &mut dyn Progress,
+) -> Result<UniquenessReport> {
+    if options.starts < 2 {
+        return Err(Error::invalid(
+            "starts",
+            options.starts,
+            "need at least 2 starts to compare",
+        ));
+    }
+    let mut rng = StdRng::seed_from_u64(options.seed);
+    let mut methods = Vec::new();
+    for &(method, cells) in &options.methods {
+        let grid = case.grid(cells)?;
+        let clock = Instant::now();
+        let mut runs: Vec<Solution> = Vec::new();
+        for k in 0..options.starts {
+            let s = solve_from_random(method, &case.problem, &grid, Some(&mut rng), &mut Silent)?;
+            progress.step(&format!(
+                "{} @{cells}: start {}/{}  J {:.6}",
+                method.name(),
+                k + 1,
+                options.starts,
+                s.diagnostics.objective
+            ));
+            runs.push(s);
+        }
+        let nodes = support(&runs[0].rho0);
+        let (mut l1, mut blurred, mut grad) = (0.0f64, 0.0f64, 0.0f64);
+        let mut l1_by_starts = Vec::new();
+        for b in 1..runs.len() {
+            for a in 0..b {
+                l1 = l1.max(l1_distance(&runs[a].rho_terminal, &runs[b].rho_terminal));
+                blurred = blurred.max(blurred_l1_distance(
+                    &runs[a].rho_terminal,
+                    &runs[b].rho_terminal,
+                ));
+                grad = grad.max(grad_distance(&runs[a], &runs[b], &nodes));
+            }
+            l1_by_starts.push((b + 1, l1));
+        }
+        methods.push(MethodSpread {
+            method,
+            grid: cells,
+            objectives: runs.iter().map(|s| s.diagnostics.objective).collect(),
+            converged: runs.iter().map(|s| s.diagnostics.converged).collect(),
+            max_pairwise_l1: l1,
+            max_pairwise_blurred_l1: blurred,
+            max_pairwise_grad_u: grad,
+            l1_by_starts,
+            wall_time_s: clock.elapsed().as_secs_f64(),
+        });
+    }
+    Ok(UniquenessReport {
+        case: case.name.into(),
+        starts: options.starts,
+        seed: options.seed,
+        max_pairwise_l1: methods
+            .iter()
+            .map(|m| m.max_pairwise_l1)
+            .fold(0.0, f64::max),
+        max_pairwise_grad_u: methods
+            .iter()
+            .map(|m| m.max_pairwise_grad_u)
+            .fold(0.0, f64::max),
+        methods,
+    })
+}
+
+/// Straightness statistics of the paths traced through one solution.
+#[derive(Debug, Clone, Serialize)]
+pub struct StraightnessRow {
+    /// The method.
+    pub method: Method,
+    /// Cells on the longest axis.
+    pub grid: usize,
+    /// Traced agents (those moving more than one cell).
+    pub agents: usize,
+    /// Median of `length / |x_T - x_0| - 1`.
+    pub straightness_median: f64,
+    /// 99th percentile of the same.
+    pub straightness_p99: f64,
+    /// 99th percentile of the largest distance from the chord.
+    pub max_deviation_p99: f64,
+    /// Fraction of agents whose speed exceeds `SPEED_TOLERANCE L / alpha`.
+    pub speed_violation_fraction: f64,
+    /// Largest traced speed.
+    pub max_speed: f64,
+    /// `L / alpha`.
+    pub speed_bound: f64,
+}
+
+/// A traced speed counts as a violation above this multiple of `L / alpha`
+/// (central differences of a Lipschitz field can exceed L by O(h)).
+pub const SPEED_TOLERANCE: f64 = 1.05;
+
+/// Starting points on a sub-lattice of the support of rho0 (about
+/// `per_axis^2` agents).
+pub fn tracer_starts(solution: &Solution, per_axis: usize) -> Vec<[f64; 2]> {
+    let grid = &solution.grid;
+    let stride = (grid.n[0] / per_axis.max(1)).max(1);
+    let top = solution.rho0.iter().fold(0.0f64, |a, b| a.max(*b));
+    let mut starts = Vec::new();
+    for i in (stride / 2..grid.n[0]).step_by(stride) {
+        for j in (stride / 2..grid.n[1]).step_by(stride.min(grid.n[1])) {
+            if solution.rho0[[i, j]] >= SUPPORT_FLOOR * top {
+                starts.push(grid.node(i, j));
+            }
+        }
+    }
+    starts
+}
+
+/// Traces the characteristics of `solution` and summarises them.
+pub fn straightness_of(
+    method: Method,
+    cells: usize,
+    solution: &Solution,
+    paths: &[crate::mfg::trace::Path],
+) -> StraightnessRow {
+    let bound = solution.diagnostics.speed_bound;
+    let moving: Vec<_> = paths
+        .iter()
+        .filter(|p| p.straightness.is_finite())
+        .collect();
+    let violations = paths
+        .iter()
+        .filter(|p| p.max_speed > SPEED_TOLERANCE * bound)
+        .count();
+    StraightnessRow {
+        method,
+        grid: cells,
+        agents: moving.len(),
+        straightness_median: quantile(moving.iter().map(|p| p.straightness), 0.5),
+        straightness_p99: quantile(moving.iter().map(|p| p.straightness), 0.99),
+        max_deviation_p99: quantile(moving.iter().map(|p| p.max_deviation), 0.99),
+        speed_violation_fraction: violations as f64 / paths.len().max(1) as f64,
+        max_speed: paths.iter().map(|p| p.max_speed).fold(0.0, f64::max),
+        speed_bound: bound,
+    }
+}
+
+/// Straightness study of one case.
+#[derive(Debug, Clone, Serialize)]
+pub struct StraightnessReport {
+    /// The case.
+    pub case: String,
+    /// Worst median over the methods at the finest grid.
+    pub straightness_median: f64,
+    /// Worst 99th percentile over the methods at the finest grid.
+    pub straightness_p99: f64,
+    /// Worst violation fraction over the methods at the finest grid.
+    pub speed_violation_fraction: f64,
+    /// RK4 steps per path.
+    pub steps: usize,
+    /// One row per method and grid.
+    pub rows: Vec<StraightnessRow>,
+}
+
+/// Receives each method's finest solution with its traced paths (figures).
+pub type FinestHook<'a> =
+    dyn FnMut(Method, &Solution, &[crate::mfg::trace::Path]) -> Result<()> + 'a;
+
+/// Solves with each method on each grid, traces ~`per_axis^2` agents with
+/// `steps` RK4 steps, and hands each finest solution with its paths to
+/// `finest` (for figures).
+pub fn straightness(
+    case: &Case,
+    methods: &[Method],
+    grids: &[usize],
+    per_axis: usize,
+    steps: usize,
+    progress: &mut dyn Progress,
+    finest: &mut FinestHook,
+) -> Result<StraightnessReport> {
+    if grids.is_empty() || methods.is_empty() {
+        return Err(Error::invalid(
+            "grids",
+            format!("{grids:?}"),
+            "need a grid and a method",
+        ));
+    }
+    let mut rows = Vec::new();
+    let top = *grids.iter().max().expect("non-empty");
+    for &method in methods {
+        for &cells in grids {
+            let grid = case.grid(cells)?;
+            let s = solve_from_random(method, &case.problem, &grid, None, &mut Silent)?;
+            let paths = trace(&s, &tracer_starts(&s, per_axis), steps);
+            let row = straightness_of(method, cells, &s, &paths);
+            progress.step(&format!(
+                "{} @{cells}: straightness median {:.2e}, p99 {:.2e}",
+                method.name(),
+                row.straightness_median,
+                row.straightness_p99
+            ));
+            rows.push(row);
+            if cells == top {
+                finest(method, &s, &paths)?;
+            }
+        }
+    }
+    let at_top: Vec<&StraightnessRow> = rows.iter().filter(|r| r.grid == top).collect();
+    let worst = |f: fn(&StraightnessRow) -> f64| at_top.iter().map(|r| f(r)).fold(0.0, f64::max);
+    Ok(StraightnessReport {
+        case: case.name.into(),
+        straightness_median: worst(|r| r.straightness_median),
+        straightness_p99: worst(|r| r.straightness_p99),
+        speed_violation_fraction: worst(|r| r.speed_violation_fraction),
+        steps,
+        rows,
+    })
+}
+
+/// One grid and Lipschitz setting of the W1 study.
+#[derive(Debug, Clone, Serialize)]
+pub struct IllPosedRow {
+    /// The solver of this row.
+    pub method: Method,
+    /// Cells on the longest axis.
+    pub grid: usize,
+    /// Grid spacing.
+    pub h: f64,
+    /// L (a number) or the string "inf".
+    pub lipschitz_bound: serde_json::Value,
+    /// Discrete Lipschitz constant of the terminal condition U(., T): the
+    /// discriminator phi* (L finite) or `f'(rho_T / q)` on the support of Q,
+    /// extended by its largest value (L = inf).
+    pub lipschitz_terminal: f64,
+    /// Objective J (the string "inf" when the terminal law charges nodes
+    /// outside the support of Q, where `D_f` is infinite).
+    pub objective: serde_json::Value,
+    /// Kinetic energy.
+    pub kinetic_energy: f64,
+    /// Largest speed: `|grad U| / alpha` where the density carries mass
+    /// (Eulerian), `|x_T - x_0| / T` (dual).
+    pub max_speed: f64,
+}
+
+/// One kinetic weight of the W2 study.
+#[derive(Debug, Clone, Serialize)]
+pub struct NoW2Row {
+    /// Kinetic weight alpha.
+    pub alpha: f64,
+    /// Random starts.
+    pub starts: usize,
+    /// Largest pairwise rho0-weighted mean distance between the end points
+    /// y*(x) of two starts: the spread of the trajectories.
+    pub trajectory_spread: f64,
+    /// Largest pairwise blurred L1 distance of the terminal laws.
+    pub terminal_spread: f64,
+    /// Mean objective.
+    pub objective: f64,
+}
+
+/// Ill-posedness study of one case.
+#[derive(Debug, Clone, Serialize)]
+pub struct IllPosedReport {
+    /// The case.
+    pub case: String,
+    /// The W1 study: one row per grid and Lipschitz setting.
+    pub rows: Vec<IllPosedRow>,
+    /// Observed order of growth of the terminal Lipschitz constant in 1/h
+    /// (slope of log Lip against log(1/h)) without the W1 proximal.
+    pub lipschitz_growth_order: f64,
+    /// The W2 study on a coarse grid (particle solver, random agent starts).
+    pub no_w2: Vec<NoW2Row>,
+    /// Its grid.
+    pub no_w2_grid: usize,
+}
+
+/// The W1 study on `grids`. L = inf: the Eulerian solver for `rounds`
+/// rounds, which meets the terminal condition `f'(rho_T / q)` as a PDE or
+/// neural solver does, with Q represented at the grid scale (a 5-point blur:
+/// on a node row a singular Q would otherwise give `f'(rho_T / q)` no profile
+/// across the support at all). L = the case's bound (or 1): the dual solver,
+/// exact on the grid. Then the W2 study for `alphas` on `coarse`
+/// cells: the particle solver from `starts` random agent positions.
+pub fn ill_posed(
+    case: &Case,
+    grids: &[usize],
+    rounds: usize,
+    alphas: &[f64],
+    coarse: usize,
+    starts: usize,
+    progress: &mut dyn Progress,
+) -> Result<IllPosedReport> {
+    let bound = case.problem.lipschitz.unwrap_or(1.0);
+    let mut rows = Vec::new();
+    for &cells in grids {
+        let grid = case.grid(cells)?;
+        for lipschitz in [None, Some(bound)] {
+            let problem = Problem {
+                lipschitz,
+                ..case.problem.clone()
+            };
+            // L = inf: the Eulerian solver meets f'(rho_T / q) as a PDE or
+            // neural solver does; L finite: the exact dual solver
+            let (method, s) = match lipschitz {
+                None => {
+                    let options = EulerianOptions {
+                        max_iterations: rounds,
+                        target_blur: true,
+                        ..Default::default()
+                    };
+                    let s = EulerianSolver::new(options).solve(&problem, &grid, &mut Silent)?;
+                    (Method::Eulerian, s)
+                }
+                Some(_) => {
+                    let s = solve_from_random(Method::Dual, &problem, &grid, None, &mut Silent)?;
+                    (Method::Dual, s)
+                }
+            };
+            let number = |v: f64| {
+                if v.is_finite() {
+                    serde_json::json!(v)
+                } else {
+                    serde_json::json!("inf")
+                }
+            };
+            let row = IllPosedRow {
+                method,
+                grid: cells,
+                h: grid.h,
+                lipschitz_bound: lipschitz
+                    .map_or(serde_json::json!("inf"), |l| serde_json::json!(l)),
+                lipschitz_terminal: lipschitz_constant(&grid, &s.phi),
+                objective: number(s.diagnostics.objective),
+                kinetic_energy: s.diagnostics.kinetic_energy,
+                max_speed: s.diagnostics.max_speed,
+            };
+            progress.step(&format!(
+                "W1 study @{cells}, L = {}: Lip(U(., T)) {:.3}, J {}, max speed {:.3}",
+                row.lipschitz_bound, row.lipschitz_terminal, row.objective, row.max_speed
+            ));
+            rows.push(row);
+        }
+    }
+    let growth: Vec<(f64, f64)> = rows
+        .iter()
+        .filter(|r| r.lipschitz_bound.is_string())
+        .map(|r| ((1.0 / r.h).ln(), r.lipschitz_terminal.ln()))
+        .collect();
+    let lipschitz_growth_order = slope(&growth);
+    let grid = case.grid(coarse)?;
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut no_w2 = Vec::new();
+    for &alpha in alphas {
+        let problem = Problem {
+            alpha,
+            ..case.problem.clone()
+        };
+        let runs: Vec<Solution> = (0..starts)
+            .map(|_| {
+                solve_from_random(
+                    Method::Particles,
+                    &problem,
+                    &grid,
+                    Some(&mut rng),
+                    &mut Silent,
+                )
+            })
+            .collect::<Result<_>>()?;
+        let (mut spread, mut terminal) = (0.0f64, 0.0f64);
+        for b in 1..runs.len() {
+            for a in 0..b {
+                spread = spread.max(map_distance(&runs[a], &runs[b]));
+                terminal = terminal.max(blurred_l1_distance(
+                    &runs[a].rho_terminal,
+                    &runs[b].rho_terminal,
+                ));
+            }
+        }
+        let row = NoW2Row {
+            alpha,
+            starts,
+            trajectory_spread: spread,
+            terminal_spread: terminal,
+            objective: runs.iter().map(|s| s.diagnostics.objective).sum::<f64>() / starts as f64,
+        };
+        progress.step(&format!(
+            "W2 study alpha {alpha}: trajectory spread {:.3e}, terminal spread {:.3e}",
+            row.trajectory_spread, row.terminal_spread
+        ));
+        no_w2.push(row);
+    }
+    Ok(IllPosedReport {
+        case: case.name.into(),
+        rows,
+        lipschitz_growth_order,
+        no_w2,
+        no_w2_grid: coarse,
+    })
+}
+
+/// rho0-weighted mean of `|y*_a(x) - y*_b(x)|`.
+fn map_distance(a: &Solution, b: &Solution) -> f64 {
+    match (&a.map, &b.map) {
+        (Some(ma), Some(mb)) => a
+            .rho0
+            .indexed_iter()
+            .map(|(ij, m)| m * (ma[0][ij] - mb[0][ij]).hypot(ma[1][ij] - mb[1][ij]))
+            .sum(),
+        _ => f64::NAN,
+    }
+}
+
+/// Least-squares slope of y against x.
+fn slope(points: &[(f64, f64)]) -> f64 {
+    let n = points.len() as f64;
+    if n < 2.0 {
+        return f64::NAN;
+    }
+    let (mx, my) = (
+        points.iter().map(|p| p.0).sum::<f64>() / n,
+        points.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    sxy / sxx
+}

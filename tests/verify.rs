@@ -1,0 +1,101 @@
+//! The verification studies on small grids: uniqueness from random starts,
+//! straight characteristics, and ill-posedness without either proximal.
+
+use proxflow::cases;
+use proxflow::verify::{self, Method, Quiet, UniquenessOptions};
+
+#[test]
+fn five_random_starts_of_each_method_land_on_one_solution() {
+    // the dual solver on a singular target, the PDE and particle solvers on
+    // the regular target of case C (their weak spot is singular targets)
+    for (name, methods) in [
+        ("line-2d", vec![(Method::Dual, 64)]),
+        (
+            "shift-near-2d",
+            vec![(Method::Eulerian, 32), (Method::Particles, 32)],
+        ),
+    ] {
+        let case = cases::builtin(name).unwrap();
+        let options = UniquenessOptions {
+            starts: 5,
+            seed: 3,
+            methods,
+        };
+        let r = verify::uniqueness(&case, &options, &mut Quiet).unwrap();
+        for m in &r.methods {
+            eprintln!(
+                "{name} {:?} @{}: max pairwise L1 {:.3e}, blurred {:.3e}, grad U0 {:.3e}, J {:?}",
+                m.method,
+                m.grid,
+                m.max_pairwise_l1,
+                m.max_pairwise_blurred_l1,
+                m.max_pairwise_grad_u,
+                m.objectives
+            );
+            assert_eq!(m.objectives.len(), 5);
+            assert_eq!(m.l1_by_starts.len(), 4);
+            // node masses jitter by sub-cell placements on coarse grids; at
+            // the grid scale (blurred) the runs coincide
+            assert!(m.max_pairwise_l1 < 3e-2, "{name} {:?}", m.method);
+            assert!(m.max_pairwise_blurred_l1 < 5e-3, "{name} {:?}", m.method);
+            assert!(m.max_pairwise_grad_u < 0.1, "{name} {:?}", m.method);
+        }
+    }
+}
+
+#[test]
+fn traced_characteristics_are_straight_and_respect_the_speed_bound() {
+    let case = cases::builtin("dirac-2d").unwrap();
+    let mut finest = Vec::new();
+    let r = verify::straightness(
+        &case,
+        &[Method::Dual],
+        &[32, 64],
+        12,
+        32,
+        &mut Quiet,
+        &mut |_, s, paths| {
+            finest.push((s.grid.n[0], paths.len()));
+            Ok(())
+        },
+    )
+    .unwrap();
+    for row in &r.rows {
+        eprintln!(
+            "dual @{}: median {:.2e}, p99 {:.2e}, violations {}",
+            row.grid, row.straightness_median, row.straightness_p99, row.speed_violation_fraction
+        );
+    }
+    assert_eq!(finest.len(), 1, "one figure callback for the finest grid");
+    assert!(r.straightness_median < 1e-3, "{}", r.straightness_median);
+    assert_eq!(r.speed_violation_fraction, 0.0);
+    // straighter under refinement
+    assert!(r.rows[1].straightness_median < r.rows[0].straightness_median);
+}
+
+#[test]
+fn without_w1_the_terminal_slope_blows_up_and_without_w2_paths_scatter() {
+    let case = cases::builtin("line-2d").unwrap();
+    let r = verify::ill_posed(&case, &[32, 64], 4, &[0.5, 0.01], 32, 3, &mut Quiet).unwrap();
+    let lip = |inf: bool, grid: usize| {
+        r.rows
+            .iter()
+            .find(|row| row.lipschitz_bound.is_string() == inf && row.grid == grid)
+            .unwrap()
+            .lipschitz_terminal
+    };
+    eprintln!(
+        "Lip without W1: {} -> {}; with: {} -> {}; W2 rows {:?}",
+        lip(true, 32),
+        lip(true, 64),
+        lip(false, 32),
+        lip(false, 64),
+        r.no_w2
+    );
+    assert!(lip(true, 64) > 1.5 * lip(true, 32));
+    assert!(lip(false, 32) < 1.1 && lip(false, 64) < 1.1);
+    let (firm, loose) = (&r.no_w2[0], &r.no_w2[1]);
+    assert!(loose.trajectory_spread > 5.0 * firm.trajectory_spread);
+    assert!(loose.terminal_spread < 0.1);
+    assert!(firm.trajectory_spread < 5e-2);
+}
