@@ -12,7 +12,7 @@
 use crate::cases::Case;
 use crate::divergence::lipschitz_constant;
 use crate::error::{Error, Result};
-use crate::grid::{Grid, blurred_l1_distance, l1_distance};
+use crate::grid::{Grid, blurred_l1_distance, l1_distance, sliced_w1};
 use crate::mfg::trace::{quantile, trace};
 use crate::mfg::{
     AgentGuess, DualOptions, DualSolver, EulerianOptions, EulerianSolver, InitialGuess, Observer,
@@ -702,4 +702,97 @@ fn slope(points: &[(f64, f64)]) -> f64 {
     let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
     let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
     sxy / sxx
+}
+
+/// One method on one grid, held against the dual solver on the same grid.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgreementRow {
+    /// The method.
+    pub method: Method,
+    /// Cells on the longest axis.
+    pub grid: usize,
+    /// Objective J.
+    pub objective: f64,
+    /// `|J - J_exact| / J_exact` where the case has a closed form.
+    pub relative_error: Option<f64>,
+    /// `|J - J_dual| / J_dual` on the same grid.
+    pub relative_to_dual: f64,
+    /// L1 distance of the terminal masses to the dual solver's.
+    pub l1_to_dual: f64,
+    /// The same after a 5-point blur.
+    pub blurred_l1_to_dual: f64,
+    /// Sliced W1 distance (16 directions) to the dual solver's terminal masses.
+    pub sliced_w1_to_dual: f64,
+    /// Kinetic energy.
+    pub kinetic_energy: f64,
+    /// Terminal cost.
+    pub terminal_cost: f64,
+    /// Whether the method met its tolerance.
+    pub converged: bool,
+    /// Wall time.
+    pub wall_time_s: f64,
+}
+
+/// Agreement study of one case.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgreementReport {
+    /// The case.
+    pub case: String,
+    /// Closed-form objective, if any.
+    pub exact_objective: Option<f64>,
+    /// One row per method and grid.
+    pub rows: Vec<AgreementRow>,
+}
+
+/// Solves the case with the dual solver and each other method on each grid
+/// and compares objectives and terminal densities.
+pub fn agreement(
+    case: &Case,
+    methods: &[Method],
+    grids: &[usize],
+    progress: &mut dyn Progress,
+) -> Result<AgreementReport> {
+    let exact = case.exact.as_ref().map(|e| e.objective());
+    let mut rows = Vec::new();
+    for &cells in grids {
+        let grid = case.grid(cells)?;
+        let reference = solve_from_random(Method::Dual, &case.problem, &grid, None, &mut Silent)?;
+        for &method in methods {
+            let s = if method == Method::Dual {
+                reference.clone()
+            } else {
+                solve_from_random(method, &case.problem, &grid, None, &mut Silent)?
+            };
+            let d = &s.diagnostics;
+            let j_dual = reference.diagnostics.objective;
+            let row = AgreementRow {
+                method,
+                grid: cells,
+                objective: d.objective,
+                relative_error: exact.map(|e| (d.objective - e).abs() / e.abs()),
+                relative_to_dual: (d.objective - j_dual).abs() / j_dual.abs(),
+                l1_to_dual: l1_distance(&s.rho_terminal, &reference.rho_terminal),
+                blurred_l1_to_dual: blurred_l1_distance(&s.rho_terminal, &reference.rho_terminal),
+                sliced_w1_to_dual: sliced_w1(&grid, &s.rho_terminal, &reference.rho_terminal, 16),
+                kinetic_energy: d.kinetic_energy,
+                terminal_cost: d.terminal_cost,
+                converged: d.converged,
+                wall_time_s: d.wall_time_s,
+            };
+            progress.step(&format!(
+                "{} @{cells}: J {:.6} (vs dual {:.2e}), L1 to dual {:.2e}, sliced W1 {:.2e}",
+                method.name(),
+                row.objective,
+                row.relative_to_dual,
+                row.l1_to_dual,
+                row.sliced_w1_to_dual
+            ));
+            rows.push(row);
+        }
+    }
+    Ok(AgreementReport {
+        case: case.name.into(),
+        exact_objective: exact,
+        rows,
+    })
 }

@@ -82,6 +82,21 @@ enum Command {
 
 #[derive(Subcommand)]
 enum Study {
+    /// The three methods against each other (and the closed form) under refinement.
+    Agreement {
+        /// Built-in case.
+        #[arg(long, default_value = "line-2d")]
+        case: String,
+        /// Grids (comma-separated cells on the longest axis).
+        #[arg(long, default_value = "32,64,128", value_delimiter = ',')]
+        grids: Vec<usize>,
+        /// Methods (the dual solver is always the reference).
+        #[arg(long, default_value = "dual,eulerian,particles", value_delimiter = ',')]
+        methods: Vec<String>,
+        /// Output folder.
+        #[arg(long, default_value = "out/verify-agreement")]
+        out: PathBuf,
+    },
     /// Every method from random starts lands on the same rho_T and grad U(., 0).
     Uniqueness {
         /// Built-in case.
@@ -133,8 +148,8 @@ enum Study {
         /// Built-in case.
         #[arg(long, default_value = "line-2d")]
         case: String,
-        /// Grids of the W1 study.
-        #[arg(long, default_value = "32,64,128,256,512", value_delimiter = ',')]
+        /// Grids of the W1 study (add 512 for the finest; about 10 more minutes here).
+        #[arg(long, default_value = "32,64,128,256", value_delimiter = ',')]
         grids: Vec<usize>,
         /// Fictitious-play rounds of the Eulerian solver per grid.
         #[arg(long, default_value_t = 10)]
@@ -181,6 +196,74 @@ fn write_study(out: &Path, summary: &impl serde::Serialize) -> Result<serde_json
 fn run_study(study: Study) -> Result<()> {
     use plot::{Axes, Series};
     match study {
+        Study::Agreement {
+            case,
+            grids,
+            methods: names,
+            out,
+        } => {
+            let c = cases::builtin(&case)?;
+            let list = methods(&names)?;
+            let r = verify::agreement(&c, &list, &grids, &mut Lines)?;
+            write_study(&out, &r)?;
+            let series: Vec<Series> = list
+                .iter()
+                .filter(|m| **m != verify::Method::Dual)
+                .map(|m| Series {
+                    label: format!("{}: sliced W1 of rho_T to dual", m.name()),
+                    points: r
+                        .rows
+                        .iter()
+                        .filter(|row| row.method == *m)
+                        .map(|row| (row.grid as f64, row.sliced_w1_to_dual))
+                        .collect(),
+                })
+                .chain(list.iter().map(|m| {
+                    Series {
+                        label: format!("{}: relative error of J", m.name()),
+                        points: r
+                            .rows
+                            .iter()
+                            .filter(|row| row.method == *m)
+                            .map(|row| {
+                                (
+                                    row.grid as f64,
+                                    row.relative_error.unwrap_or(row.relative_to_dual),
+                                )
+                            })
+                            .collect(),
+                    }
+                }))
+                .collect();
+            let title = format!("{case}: agreement of the methods under refinement");
+            let axes = Axes {
+                title: &title,
+                x: "cells on the longest axis",
+                y: "distance",
+                log_x: true,
+                log_y: true,
+            };
+            plot::lines(&series, &axes, &out.join("agreement.png"))?;
+            println!(
+                "| method | grid | J | rel. error | vs dual | L1 to dual | blurred | sliced W1 | time (s) |"
+            );
+            println!("|---|---|---|---|---|---|---|---|---|");
+            for row in &r.rows {
+                println!(
+                    "| {} | {} | {:.6} | {} | {:.2e} | {:.2e} | {:.2e} | {:.2e} | {:.1} |",
+                    row.method.name(),
+                    row.grid,
+                    row.objective,
+                    row.relative_error
+                        .map_or("-".into(), |e| format!("{e:.2e}")),
+                    row.relative_to_dual,
+                    row.l1_to_dual,
+                    row.blurred_l1_to_dual,
+                    row.sliced_w1_to_dual,
+                    row.wall_time_s
+                );
+            }
+        }
         Study::Uniqueness {
             case,
             grid,

@@ -7,11 +7,16 @@
 //! rho_t + div(rho v) = 0,  v = -grad U / alpha,  rho(., 0) = rho0      (finite volumes)
 //! ```
 //!
-//! and the rounds are coupled by fictitious play on the terminal density,
-//! `rho_bar <- rho_bar + w_k (rho(., T) - rho_bar)` with `w_k = 2/(k+2)`
-//! (recent rounds weigh more than with `1/(k+1)`, so the starting guess is
-//! forgotten like `1/k^2`). U is stored on `slices + 1` time levels; between
-//! levels the velocity is the mean of the two levels' `-grad U / alpha`.
+//! and the rounds are coupled by fictitious play: the agents' flows are
+//! averaged, `(rho, m)_bar <- (rho, m)_bar + w_k ((rho, m)_k - (rho, m)_bar)`
+//! with `w_k = 2/(k+1)` (recent rounds weigh more than with `1/k`; the first
+//! round replaces the starting guess, which acts only through the first
+//! discriminator). The continuity equation is linear in `(rho, m = rho v)`, so
+//! the average is a flow from rho0 too, with kinetic energy
+//! `alpha/2 int int |m_bar|^2 / rho_bar` no larger than the rounds' mean: the
+//! averaged flow is the answer, while single best responses may stay rough.
+//! U is stored on `slices + 1` time levels; between levels the velocity is
+//! the mean of the two levels' `-grad U / alpha`.
 
 use super::solution::{Diagnostics, Snapshot, Solution, StopReason, ValueSeries};
 use super::{IterationState, Observer};
@@ -89,6 +94,8 @@ pub struct Sweep {
     pub values: Vec<Array2<f64>>,
     /// rho at the same levels.
     pub densities: Vec<Array2<f64>>,
+    /// Momentum `rho v`, `v = -grad U / alpha`, at the same levels.
+    pub momenta: Vec<[Array2<f64>; 2]>,
     /// `alpha/2 int int |v|^2 rho`.
     pub kinetic: f64,
     /// Largest |v| where rho carries mass.
@@ -151,9 +158,20 @@ pub fn sweep(
         }
         densities.push(rho);
     }
+    let momenta = densities
+        .iter()
+        .zip(&grads)
+        .map(|(rho, g)| {
+            [
+                rho * &g[0] * (-1.0 / problem.alpha),
+                rho * &g[1] * (-1.0 / problem.alpha),
+            ]
+        })
+        .collect();
     Sweep {
         values,
         densities,
+        momenta,
         kinetic,
         max_speed,
     }
@@ -196,6 +214,7 @@ impl super::Solver for EulerianSolver {
         let mut critic = super::critic_for(grid, problem, &q, o.parallelism);
         let mut residual = f64::INFINITY;
         let mut iterations = 0;
+        let mut mixture: Option<Mixture> = None;
         while iterations < o.max_iterations {
             iterations += 1;
             let (_, phi) = critic.update(grid, &bar, o.discriminator_iterations);
@@ -209,8 +228,10 @@ impl super::Solver for EulerianSolver {
                     value: residual,
                 });
             }
-            let w = 2.0 / (iterations as f64 + 2.0);
-            bar.zip_mut_with(round.terminal(), |b, r| *b += w * (r - *b));
+            let w = 2.0 / (iterations as f64 + 1.0);
+            let mix = mixture.get_or_insert_with(|| Mixture::from(&round));
+            mix.blend(&round, w);
+            bar.assign(mix.densities.last().expect("levels"));
             observer.observe(&IterationState {
                 iteration: iterations,
                 objective: round.kinetic,
@@ -223,12 +244,24 @@ impl super::Solver for EulerianSolver {
             }
         }
         let converged = residual < o.tolerance;
-        // the reported solution: one consistent round from the averaged density
+        let Some(mixture) = mixture else {
+            return Err(Error::invalid(
+                "max_iterations",
+                o.max_iterations,
+                "the Eulerian solver needs at least one round",
+            ));
+        };
+        // the reported solution: the averaged flow, and U from the
+        // discriminator of its terminal density
         let phi = critic
             .update(grid, &bar, o.final_discriminator_iterations)
             .1
             .clone();
-        let round = sweep(grid, &rho0, &phi, problem, o);
+        let mut round = sweep(grid, &rho0, &phi, problem, o);
+        let (kinetic, max_speed) = mixture.kinetic(problem.alpha, problem.horizon);
+        round.densities = mixture.densities;
+        round.kinetic = kinetic;
+        round.max_speed = max_speed;
         let rho_terminal = normalise_mass("terminal density", round.terminal().clone())?;
         let (terminal_cost, _) = critic.update(grid, &rho_terminal, o.discriminator_iterations);
         let objective = round.kinetic + terminal_cost;
@@ -290,6 +323,58 @@ impl super::Solver for EulerianSolver {
             values: Some(series),
             diagnostics,
         })
+    }
+}
+
+/// The average of the rounds' flows (densities and momenta at every level).
+struct Mixture {
+    densities: Vec<Array2<f64>>,
+    momenta: Vec<[Array2<f64>; 2]>,
+}
+
+impl Mixture {
+    fn from(round: &Sweep) -> Self {
+        Mixture {
+            densities: round.densities.clone(),
+            momenta: round.momenta.clone(),
+        }
+    }
+
+    /// `self <- self + w (round - self)`.
+    fn blend(&mut self, round: &Sweep, w: f64) {
+        for (a, b) in self.densities.iter_mut().zip(&round.densities) {
+            a.zip_mut_with(b, |x, y| *x += w * (y - *x));
+        }
+        for (a, b) in self.momenta.iter_mut().zip(&round.momenta) {
+            for axis in 0..2 {
+                a[axis].zip_mut_with(&b[axis], |x, y| *x += w * (y - *x));
+            }
+        }
+    }
+
+    /// `alpha/2 int int |m|^2 / rho` (trapezoid in time) and the largest
+    /// `|m| / rho` where rho carries mass.
+    fn kinetic(&self, alpha: f64, horizon: f64) -> (f64, f64) {
+        let levels = self.densities.len();
+        let dt = horizon / (levels - 1) as f64;
+        let floor = 1e-8 * self.densities[0].iter().fold(0.0f64, |a, b| a.max(*b));
+        let (mut kinetic, mut top) = (0.0, 0.0f64);
+        for (k, (rho, m)) in self.densities.iter().zip(&self.momenta).enumerate() {
+            let weight = if k == 0 || k == levels - 1 { 0.5 } else { 1.0 };
+            let mut level = 0.0;
+            for ((i, j), &r) in rho.indexed_iter() {
+                if r <= 0.0 {
+                    continue;
+                }
+                let m2 = m[0][[i, j]].powi(2) + m[1][[i, j]].powi(2);
+                level += m2 / r;
+                if r > floor {
+                    top = top.max(m2.sqrt() / r);
+                }
+            }
+            kinetic += weight * dt * 0.5 * alpha * level;
+        }
+        (kinetic, top)
     }
 }
 

@@ -31,6 +31,9 @@ use std::time::Instant;
 pub struct ParticleOptions {
     /// Relaxation rounds at most.
     pub max_iterations: usize,
+    /// Rounds before the tolerance may stop the solver (the discriminator
+    /// converges along with the agents; an early small step can be a pause).
+    pub min_iterations: usize,
     /// Stop when the mass-weighted mean length of the full step
     /// `s (alpha/T (y - x) + grad phi(y))` falls below `tolerance * h`.
     pub tolerance: f64,
@@ -50,6 +53,7 @@ impl Default for ParticleOptions {
     fn default() -> Self {
         ParticleOptions {
             max_iterations: 200,
+            min_iterations: 40,
             tolerance: 0.05,
             discriminator_iterations: 1000,
             relaxation_floor: 0.0,
@@ -154,7 +158,7 @@ impl super::Solver for ParticleSolver {
                 smoothing: 0.0,
                 residual,
             });
-            if residual < o.tolerance * grid.h {
+            if iterations >= o.min_iterations && residual < o.tolerance * grid.h {
                 break;
             }
         }
