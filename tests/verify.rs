@@ -100,9 +100,10 @@ fn without_w1_the_terminal_slope_blows_up_and_without_w2_paths_scatter() {
     assert!(firm.trajectory_spread < 5e-2);
 }
 
-/// The three methods on the cases of the issue: on the regular far-regime
-/// target (shift-2d) they agree to 1%; on the singular targets (a point, a
-/// line) the grid methods converge at first order (objective error and
+/// The three methods on the cases of the issue: the particle solver agrees
+/// with the closed form to 1% everywhere and the Eulerian solver on the
+/// regular far-regime target (shift-2d); on the singular targets (a point, a
+/// line) the Eulerian solver converges at first order (objective error and
 /// sliced W1 distance to the dual solver fall under refinement).
 #[test]
 fn the_three_methods_agree_and_converge_on_the_closed_form_cases() {
@@ -129,20 +130,23 @@ fn the_three_methods_agree_and_converge_on_the_closed_form_cases() {
             );
         }
         assert!(row(Method::Dual, 64).relative_error.unwrap() < 2e-3);
-        for m in [Method::Eulerian, Method::Particles] {
-            let (coarse, fine) = (row(m, 32), row(m, 64));
-            if name == "shift-2d" {
-                assert!(fine.relative_error.unwrap() < 1e-2, "{name} {m:?}");
-                assert!(fine.relative_to_dual < 1e-2, "{name} {m:?}");
-                assert!(fine.l1_to_dual < 6e-2, "{name} {m:?}");
-            } else {
-                let (e0, e1) = (coarse.relative_error.unwrap(), fine.relative_error.unwrap());
-                assert!(e1 < 0.7 * e0, "{name} {m:?}: {e0} -> {e1}");
-                assert!(
-                    fine.sliced_w1_to_dual < 0.8 * coarse.sliced_w1_to_dual,
-                    "{name} {m:?}"
-                );
-            }
+        let particles = row(Method::Particles, 64);
+        assert!(particles.relative_error.unwrap() < 1e-2, "{name}");
+        assert!(particles.relative_to_dual < 1e-2, "{name}");
+        assert!(particles.sliced_w1_to_dual < 3e-2, "{name}");
+        let (coarse, fine) = (row(Method::Eulerian, 32), row(Method::Eulerian, 64));
+        if name == "shift-2d" {
+            assert!(fine.relative_error.unwrap() < 1e-2);
+            assert!(fine.relative_to_dual < 1e-2);
+            assert!(fine.l1_to_dual < 6e-2);
+            assert!(particles.l1_to_dual < 3e-2);
+        } else {
+            let (e0, e1) = (coarse.relative_error.unwrap(), fine.relative_error.unwrap());
+            assert!(e1 < 0.7 * e0, "{name}: {e0} -> {e1}");
+            assert!(
+                fine.sliced_w1_to_dual < 0.8 * coarse.sliced_w1_to_dual,
+                "{name}"
+            );
         }
     }
 }

@@ -85,6 +85,63 @@ impl ParticleSolver {
     }
 }
 
+/// Compass search from `start` for a local minimum of the agent cost
+/// `half_pull |z - x|^2 + phi(z)` (phi interpolated bilinearly), from steps of
+/// h down to h/64.
+fn local_minimum(
+    grid: &Grid,
+    phi: &Array2<f64>,
+    x: [f64; 2],
+    start: [f64; 2],
+    half_pull: f64,
+) -> [f64; 2] {
+    let hi = grid.hi();
+    let clamp = |z: [f64; 2]| {
+        [
+            z[0].clamp(grid.lo[0], hi[0]),
+            if grid.dim == 2 {
+                z[1].clamp(grid.lo[1], hi[1])
+            } else {
+                0.0
+            },
+        ]
+    };
+    let cost = |z: [f64; 2]| {
+        half_pull * ((z[0] - x[0]).powi(2) + (z[1] - x[1]).powi(2)) + grid.interpolate(phi, z)
+    };
+    const R: f64 = std::f64::consts::FRAC_1_SQRT_2;
+    const DIRS: [[f64; 2]; 8] = [
+        [1.0, 0.0],
+        [-1.0, 0.0],
+        [0.0, 1.0],
+        [0.0, -1.0],
+        [R, R],
+        [-R, R],
+        [R, -R],
+        [-R, -R],
+    ];
+    let dirs = if grid.dim == 2 { &DIRS[..] } else { &DIRS[..2] };
+    let mut z = clamp(start);
+    let mut best = cost(z);
+    let mut step = grid.h;
+    let mut moves = 0;
+    while step > grid.h / 64.0 && moves < 64 {
+        let next = dirs
+            .iter()
+            .map(|d| clamp([z[0] + step * d[0], z[1] + step * d[1]]))
+            .map(|t| (cost(t), t))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .expect("directions");
+        if next.0 < best {
+            (best, z) = next;
+            moves += 1;
+        } else {
+            step *= 0.5;
+        }
+    }
+    z
+}
+
 impl super::Solver for ParticleSolver {
     type Guess = AgentGuess;
 
@@ -134,11 +191,16 @@ impl super::Solver for ParticleSolver {
             let w = (2.0 / (iterations as f64 + 2.0)).max(o.relaxation_floor);
             residual = 0.0;
             for ((y, x), m) in ends.iter_mut().zip(&starts).zip(&weights) {
-                // the step along minus the gradient of the agent's cost
-                let miss = [
-                    -step * (pull * (y[0] - x[0]) + grid.interpolate(&g[0], *y)),
-                    -step * (pull * (y[1] - x[1]) + grid.interpolate(&g[1], *y)),
+                // the step along minus the gradient of the agent's cost, then
+                // a local search on the cost itself: the interpolated gradient
+                // is smeared over two cells at a kink of phi (a singular
+                // support), the cost's minimum is not
+                let aim = [
+                    y[0] - step * (pull * (y[0] - x[0]) + grid.interpolate(&g[0], *y)),
+                    y[1] - step * (pull * (y[1] - x[1]) + grid.interpolate(&g[1], *y)),
                 ];
+                let aim = local_minimum(grid, phi, *x, aim, 0.5 * pull);
+                let miss = [aim[0] - y[0], aim[1] - y[1]];
                 residual += m * (miss[0] * miss[0] + miss[1] * miss[1]).sqrt();
                 y[0] += w * miss[0];
                 y[1] += w * miss[1];
