@@ -25,7 +25,7 @@ use crate::grid::{Grid, blur, l1_distance, normalise_mass};
 use crate::hj::finite_difference::{FdOptions, solve_backward};
 use crate::par::Parallelism;
 use crate::problem::Problem;
-use crate::transport::finite_volume::{FvOptions, advance};
+use crate::transport::finite_volume::{FvOptions, advance_faces, face_velocities};
 use ndarray::Array2;
 use std::time::Instant;
 
@@ -148,7 +148,10 @@ pub fn sweep(
             (&grads[k][1] + &grads[k + 1][1]) * scale,
         ];
         let mut rho = densities[k].clone();
-        advance(grid, &mut rho, &v, dt, &o.transport);
+        let face = |u: &Array2<f64>| face_velocities(grid, u, problem.alpha);
+        let (f0, f1) = (face(&values[k]), face(&values[k + 1]));
+        let vf = [(&f0[0] + &f1[0]) * 0.5, (&f0[1] + &f1[1]) * 0.5];
+        advance_faces(grid, &mut rho, &vf, dt, &o.transport);
         for (((i, j), &a), &b) in densities[k].indexed_iter().zip(rho.iter()) {
             let speed2 = v[0][[i, j]].powi(2) + v[1][[i, j]].powi(2);
             kinetic += dt * 0.5 * problem.alpha * speed2 * 0.5 * (a + b);
