@@ -345,17 +345,11 @@ fn run_study(study: Study) -> Result<()> {
                     &out.join(format!("characteristics-{}.png", m.name())),
                 )
             };
-            let r = verify::straightness(
-                &c,
-                &methods(&names)?,
-                &grids,
-                agents,
-                steps,
-                &mut Lines,
-                &mut figure,
-            )?;
+            let list = methods(&names)?;
+            let r =
+                verify::straightness(&c, &list, &grids, agents, steps, &mut Lines, &mut figure)?;
             write_study(&out, &r)?;
-            let series: Vec<Series> = methods(&names)?
+            let series: Vec<Series> = list
                 .iter()
                 .map(|m| Series {
                     label: format!("{} median", m.name()),

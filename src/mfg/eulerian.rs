@@ -109,23 +109,20 @@ impl Sweep {
     }
 }
 
-/// Backward HJ from the terminal condition `phi`, then forward continuity
-/// from `rho0` (one best response of the agents to `phi`).
-pub fn sweep(
+/// U on the `slices + 1` time levels: the backward HJ from `phi`.
+fn backward(
     grid: &Grid,
-    rho0: &Array2<f64>,
     phi: &Array2<f64>,
     problem: &Problem,
     o: &EulerianOptions,
-) -> Sweep {
-    let m = o.slices;
-    let dt = problem.horizon / m as f64;
+) -> Vec<Array2<f64>> {
+    let dt = problem.horizon / o.slices as f64;
     let hj = FdOptions {
         parallelism: o.parallelism,
         ..o.hj
     };
     let mut values = vec![phi.clone()];
-    for _ in 0..m {
+    for _ in 0..o.slices {
         let next = solve_backward(
             grid,
             values.last().expect("one level"),
@@ -137,7 +134,26 @@ pub fn sweep(
         values.push(next);
     }
     values.reverse();
+    values
+}
+
+/// Backward HJ from the terminal condition `phi`, then forward continuity
+/// from `rho0` (one best response of the agents to `phi`).
+pub fn sweep(
+    grid: &Grid,
+    rho0: &Array2<f64>,
+    phi: &Array2<f64>,
+    problem: &Problem,
+    o: &EulerianOptions,
+) -> Sweep {
+    let m = o.slices;
+    let dt = problem.horizon / m as f64;
+    let values = backward(grid, phi, problem, o);
     let grads: Vec<_> = values.iter().map(|u| grid.gradient(u)).collect();
+    let faces: Vec<_> = values
+        .iter()
+        .map(|u| face_velocities(grid, u, problem.alpha))
+        .collect();
     let mut densities = vec![rho0.clone()];
     let (mut kinetic, mut max_speed) = (0.0, 0.0f64);
     let floor = 1e-8 * rho0.iter().fold(0.0f64, |a, b| a.max(*b));
@@ -148,8 +164,7 @@ pub fn sweep(
             (&grads[k][1] + &grads[k + 1][1]) * scale,
         ];
         let mut rho = densities[k].clone();
-        let face = |u: &Array2<f64>| face_velocities(grid, u, problem.alpha);
-        let (f0, f1) = (face(&values[k]), face(&values[k + 1]));
+        let (f0, f1) = (&faces[k], &faces[k + 1]);
         let vf = [(&f0[0] + &f1[0]) * 0.5, (&f0[1] + &f1[1]) * 0.5];
         advance_faces(grid, &mut rho, &vf, dt, &o.transport);
         for (((i, j), &a), &b) in densities[k].indexed_iter().zip(rho.iter()) {
@@ -260,11 +275,15 @@ impl super::Solver for EulerianSolver {
             .update(grid, &bar, o.final_discriminator_iterations)
             .1
             .clone();
-        let mut round = sweep(grid, &rho0, &phi, problem, o);
+        // U from the final phi; the densities are the averaged flow's
         let (kinetic, max_speed) = mixture.kinetic(problem.alpha, problem.horizon);
-        round.densities = mixture.densities;
-        round.kinetic = kinetic;
-        round.max_speed = max_speed;
+        let round = Sweep {
+            values: backward(grid, &phi, problem, o),
+            densities: mixture.densities,
+            momenta: mixture.momenta,
+            kinetic,
+            max_speed,
+        };
         let rho_terminal = normalise_mass("terminal density", round.terminal().clone())?;
         let (terminal_cost, _) = critic.update(grid, &rho_terminal, o.discriminator_iterations);
         let objective = round.kinetic + terminal_cost;
