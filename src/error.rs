@@ -50,6 +50,9 @@ pub enum Error {
         quantity: String,
         value: f64,
     },
+    /// A training checkpoint is damaged or does not fit the run.
+    #[error("bad checkpoint {path}: {message}")]
+    Checkpoint { path: PathBuf, message: String },
     /// A figure could not be drawn.
     #[error("plotting failed for {path}: {message}")]
     Plot { path: PathBuf, message: String },
@@ -57,6 +60,19 @@ pub enum Error {
 
 /// Crate-wide result type.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Looks `name` up in a table of named choices; the error lists them all.
+pub fn choose<T: Copy>(kind: &str, name: &str, table: &[(&str, T)]) -> Result<T> {
+    table
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| Error::UnknownName {
+            kind: kind.into(),
+            name: name.into(),
+            known: table.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+        })
+}
 
 impl Error {
     /// Shorthand for [`Error::InvalidParameter`].

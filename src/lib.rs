@@ -21,7 +21,8 @@
 //! differences), [`mfg`] (coupled solvers returning a [`mfg::Solution`]),
 //! [`exact`] and [`cases`] (closed-form test problems), [`data`] (samplers),
 //! [`plot`] (figures), [`report`] (summaries), [`transport`] (finite-volume
-//! continuity equation).
+//! continuity equation), [`neural`] (the neural flow on burn, CPU and wgpu),
+//! [`metrics`] (energy distance, MMD).
 //!
 //! ```
 //! use proxflow::{cases, mfg::{DualSolver, Silent, Solver}};
@@ -40,7 +41,9 @@ pub mod error;
 pub mod exact;
 pub mod grid;
 pub mod hj;
+pub mod metrics;
 pub mod mfg;
+pub mod neural;
 pub mod par;
 pub mod plot;
 pub mod problem;

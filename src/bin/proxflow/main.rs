@@ -15,6 +15,8 @@ use proxflow::problem::Problem;
 use proxflow::{plot, report, verify};
 use std::path::{Path, PathBuf};
 
+mod train;
+
 #[derive(Parser)]
 #[command(
     name = "proxflow",
@@ -59,6 +61,11 @@ enum Command {
     },
     /// List the built-in cases.
     Cases,
+    /// Train the neural W1-W2 flow (writes history.csv, summary.json,
+    /// samples.npy and checkpoint.bin into --out).
+    Train(Box<train::TrainArgs>),
+    /// Generate samples from a trained run.
+    Sample(train::SampleArgs),
     /// Check the theory numerically: uniqueness, straight characteristics,
     /// ill-posedness without either proximal. Writes DIR/summary.json and figures.
     Verify {
@@ -579,6 +586,8 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Verify { study } => run_study(study)?,
+        Command::Train(args) => train::train(*args)?,
+        Command::Sample(args) => train::sample(args)?,
         Command::Solve {
             case,
             config,

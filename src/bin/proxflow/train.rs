@@ -1,0 +1,282 @@
+//! `proxflow train` and `proxflow sample`: the neural flow from the command line.
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use proxflow::divergence::FDivergence;
+use proxflow::error::{Error, Result};
+use proxflow::neural::target::Target;
+use proxflow::neural::train::write_samples;
+use proxflow::neural::{
+    BackendKind, Precision, Record, Status, TrainConfig, TrainObserver, Trainer, Variant,
+};
+use std::path::PathBuf;
+
+/// Flags of `proxflow train`. Unset values follow the paper (math.md section 4).
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Target: pinwheel, moons, swiss-roll, circles, 8gaussians, checkerboard,
+    /// two-spirals, dirac, subspace, shift, digits, mnist, npy:PATH, idx:PATH.
+    #[arg(long, required_unless_present = "resume")]
+    data: Option<String>,
+    /// Dimension (2-D sets are zero-padded; images and files fix their own).
+    #[arg(long)]
+    dim: Option<usize>,
+    /// none | w1 | w2 | w1w2.
+    #[arg(long, default_value = "w1w2")]
+    variant: Variant,
+    /// kl | reverse-kl | alpha:<a> | js | chi2 | w1.
+    #[arg(long = "f", default_value = "kl")]
+    divergence: FDivergence,
+    /// Generator iterations (with --resume: the new total).
+    #[arg(long)]
+    iterations: Option<usize>,
+    /// cpu | wgpu.
+    #[arg(long, default_value = "cpu")]
+    backend: BackendKind,
+    /// f32 | f64 (f64 on cpu only).
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
+    /// Seed of every random draw.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Kinetic weight (default 0.5 in 2-D, 0.1 above).
+    #[arg(long)]
+    alpha: Option<f64>,
+    /// Lipschitz bound L of the gradient penalty (`inf` allowed without it).
+    #[arg(long)]
+    lipschitz: Option<f64>,
+    /// Gradient-penalty weight (default 0.1 in 2-D, 0.01 above).
+    #[arg(long)]
+    gp_weight: Option<f64>,
+    /// Horizon T.
+    #[arg(long = "T")]
+    horizon: Option<f64>,
+    /// Euler step (must divide T).
+    #[arg(long)]
+    dt: Option<f64>,
+    /// Hidden widths of the potential, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    widths: Option<Vec<usize>>,
+    /// Hidden widths of the discriminator, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    critic_widths: Option<Vec<usize>>,
+    /// Minibatch size.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Discriminator steps per generator step.
+    #[arg(long)]
+    critic_steps: Option<usize>,
+    /// Adam learning rate of the potential.
+    #[arg(long)]
+    lr_potential: Option<f64>,
+    /// Adam learning rate of the discriminator.
+    #[arg(long)]
+    lr_critic: Option<f64>,
+    /// Worker threads of the flows (part of the reproducible configuration).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Diagnostics every N iterations.
+    #[arg(long)]
+    eval_every: Option<usize>,
+    /// Checkpoint every N iterations.
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
+    /// Output folder.
+    #[arg(long, default_value = "out/train")]
+    out: PathBuf,
+    /// Continue the run saved in this folder (writes into it).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl TrainArgs {
+    fn config(&self) -> Result<TrainConfig> {
+        let data = self.data.clone().expect("clap requires --data");
+        let dim = Target::load(&data, self.dim, 1, 0)?.dim;
+        let mut c = TrainConfig::paper(&data, dim);
+        c.variant = self.variant;
+        c.divergence = self.divergence;
+        c.backend = self.backend;
+        c.precision = self.precision;
+        c.seed = self.seed;
+        set(&mut c.iterations, self.iterations);
+        set(&mut c.alpha, self.alpha);
+        set(&mut c.lipschitz, self.lipschitz);
+        set(&mut c.gp_weight, self.gp_weight);
+        set(&mut c.horizon, self.horizon);
+        set(&mut c.dt, self.dt);
+        set(&mut c.potential_widths, self.widths.clone());
+        set(&mut c.critic_widths, self.critic_widths.clone());
+        set(&mut c.batch, self.batch);
+        set(&mut c.critic_steps, self.critic_steps);
+        set(&mut c.potential_learning_rate, self.lr_potential);
+        set(&mut c.critic_learning_rate, self.lr_critic);
+        set(&mut c.threads, self.threads);
+        set(&mut c.eval_every, self.eval_every);
+        set(&mut c.checkpoint_every, self.checkpoint_every);
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
+    }
+}
+
+/// A progress bar with the live divergence and kinetic energy.
+struct TrainProgress(ProgressBar);
+
+impl TrainObserver for TrainProgress {
+    fn iteration(&mut self, iteration: usize, latest: Option<&Record>) {
+        self.0.set_position(iteration as u64);
+        if let Some(r) = latest {
+            self.0.set_message(format!(
+                "D {:.4}  KE {:.4}  HJB {:.2e}",
+                r.divergence, r.kinetic, r.hjb_residual
+            ));
+        }
+    }
+}
+
+/// `proxflow train`.
+pub fn train(args: TrainArgs) -> Result<()> {
+    let (mut trainer, out) = match &args.resume {
+        Some(dir) => {
+            let t = Trainer::resume(dir, args.iterations)?;
+            println!("resuming {} at iteration {}", dir.display(), t.iteration);
+            (t, dir.clone())
+        }
+        None => (Trainer::new(args.config()?)?, args.out.clone()),
+    };
+    let c = &trainer.config;
+    println!(
+        "proxflow train: {} in {}-D, variant {}, f = {}, alpha {}, L {}, {} iterations on {:?} ({:?})",
+        c.data,
+        c.dim,
+        c.variant.name(),
+        c.divergence,
+        c.alpha,
+        c.lipschitz,
+        c.iterations,
+        c.backend,
+        c.precision
+    );
+    let draw = if args.quiet {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    };
+    let bar = ProgressBar::with_draw_target(Some(c.iterations as u64), draw);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} ({per_sec}, eta {eta}) {msg}",
+        )
+        .expect("valid template"),
+    );
+    bar.set_position(trainer.iteration as u64);
+    let mut progress = TrainProgress(bar);
+    let summary = trainer.run(&out, &mut progress)?;
+    progress.0.finish_and_clear();
+    if let Some(r) = &summary.final_diagnostics {
+        println!(
+            "  iteration {}: divergence {:.5}, kinetic {:.5}, objective {:.5}, HJB residual {:.2e}, terminal residual {:.2e}, divergence(dt/2) {:.5}, max speed {:.3} (bound {:.3}){}",
+            r.iteration,
+            r.divergence,
+            r.kinetic,
+            r.objective,
+            r.hjb_residual,
+            r.terminal_residual,
+            r.divergence_half_dt,
+            r.max_speed,
+            r.speed_bound,
+            if r.orthogonal.is_nan() {
+                String::new()
+            } else {
+                format!(
+                    ", mean |orthogonal| {:.4}, in-plane shift {:.4}",
+                    r.orthogonal, r.in_plane_shift
+                )
+            }
+        );
+    }
+    if let Some(e) = &summary.exact {
+        println!(
+            "  exact optimum: kinetic {:.5}, objective {:.5}",
+            e.kinetic, e.objective
+        );
+    }
+    if let Some(t) = &summary.terminal_law {
+        println!(
+            "  terminal law ({} points a side): energy distance {:.3e} (noise floor {:.1e}), MMD^2 {:.3e} (noise floor {:.1e})",
+            t.samples, t.energy_distance, t.noise_floor_energy, t.mmd2, t.noise_floor_mmd2
+        );
+    }
+    println!(
+        "  {:.1} s, {:.1} iterations/s",
+        summary.wall_seconds, summary.iterations_per_second
+    );
+    match &summary.status {
+        Status::Completed => println!("  status: completed; wrote {}", out.display()),
+        Status::Diverged {
+            iteration,
+            quantity,
+            value,
+        } => println!(
+            "  status: diverged at iteration {iteration} ({quantity} = {value:e}); last good checkpoint: {}; wrote {}",
+            summary
+                .last_checkpoint
+                .map(|i| format!("iteration {i}"))
+                .unwrap_or_else(|| "none".into()),
+            out.display()
+        ),
+    }
+    Ok(())
+}
+
+/// Flags of `proxflow sample`.
+#[derive(Args)]
+pub struct SampleArgs {
+    /// A run folder written by `proxflow train`.
+    #[arg(long = "from")]
+    from: PathBuf,
+    /// Number of samples.
+    #[arg(long, default_value_t = 5000)]
+    n: usize,
+    /// Euler step (default: the run's).
+    #[arg(long)]
+    dt: Option<f64>,
+    /// Seed of the source points.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Output file (default: FROM/samples_n<N>_dt<DT>.npy).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// `proxflow sample`.
+pub fn sample(args: SampleArgs) -> Result<()> {
+    if args.n == 0 {
+        return Err(Error::invalid("n", 0, "must be at least 1"));
+    }
+    let trainer = Trainer::resume(&args.from, None)?;
+    let dt = args.dt.unwrap_or(trainer.config.dt);
+    let (_, xt) = trainer.sample(args.n, args.seed, dt)?;
+    let out = args
+        .out
+        .unwrap_or_else(|| args.from.join(format!("samples_n{}_dt{}.npy", args.n, dt)));
+    write_samples(&out, &xt, trainer.config.dim)?;
+    println!(
+        "wrote {} samples ({}-D, dt {dt}, {} steps) from iteration {} to {}",
+        args.n,
+        trainer.config.dim,
+        (trainer.config.horizon / dt).round(),
+        trainer.iteration,
+        out.display()
+    );
+    Ok(())
+}

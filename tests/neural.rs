@@ -1,0 +1,340 @@
+//! The neural flow: explicit input gradients and their parameter gradients
+//! against central finite differences (f64, CPU backend), determinism and
+//! resume on the CPU backend, and the wgpu backend against the CPU one.
+
+use burn::tensor::Tensor;
+use proxflow::divergence::FDivergence;
+use proxflow::neural::flow::{
+    FlowSpec, divergence_estimate, flow, gradient_penalty, host_values, log_partition,
+};
+use proxflow::neural::mlp::{Activation, Mlp, layer_sizes, matrix};
+use proxflow::neural::{BackendKind, Compute, Precision, Quiet, TrainConfig, Trainer, Variant};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+fn cpu64() -> Compute {
+    Compute::new(BackendKind::Cpu, Precision::F64).unwrap()
+}
+
+fn points(n: usize, d: usize, seed: u64, c: &Compute) -> Tensor<2> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let v = proxflow::neural::target::source_sample(n, d, &mut rng);
+    matrix(v, n, d, &c.device, c.dtype)
+}
+
+fn scalar(t: Tensor<1>) -> f64 {
+    host_values(t)[0]
+}
+
+/// Checks d loss / d parameter from autodiff against central differences, entry by entry.
+fn check_parameter_gradients(net: &Mlp, loss: impl Fn(&Mlp) -> Tensor<1>, what: &str) {
+    let c = cpu64();
+    let tracked = net.tracked();
+    let grads = loss(&tracked).backward();
+    let h = 1e-5;
+    let mut worst: f64 = 0.0;
+    let mut scale: f64 = 0.0;
+    for (k, p) in net.parameters.iter().enumerate() {
+        let auto = tracked.parameters[k]
+            .grad(&grads)
+            .map(host_values)
+            .unwrap_or_else(|| vec![0.0; p.dims()[0] * p.dims()[1]]);
+        let base = host_values(p.clone());
+        let [rows, cols] = p.dims();
+        for i in 0..base.len() {
+            let shifted = |delta: f64| {
+                let mut v = base.clone();
+                v[i] += delta;
+                let mut params = net.parameters.clone();
+                params[k] = matrix(v, rows, cols, &c.device, c.dtype);
+                scalar(loss(&net.with_parameters(params)))
+            };
+            let fd = (shifted(h) - shifted(-h)) / (2.0 * h);
+            worst = worst.max((fd - auto[i]).abs());
+            scale = scale.max(fd.abs());
+        }
+    }
+    assert!(
+        scale > 1e-3,
+        "{what}: the gradient vanishes (scale {scale:e}); the check would be empty"
+    );
+    assert!(
+        worst <= 1e-6 * scale,
+        "{what}: autodiff and finite differences differ by {worst:e} (scale {scale:e})"
+    );
+    eprintln!(
+        "{what}: max |autodiff - FD| = {worst:.2e}, relative {:.2e}",
+        worst / scale
+    );
+}
+
+#[test]
+fn explicit_input_gradients_match_finite_differences() {
+    let c = cpu64();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    for activation in [Activation::Tanh, Activation::Relu] {
+        let net = Mlp::glorot(
+            &layer_sizes(3, &[7, 6, 5]),
+            activation,
+            &mut rng,
+            &c.device,
+            c.dtype,
+        );
+        let x = points(9, 3, 2, &c);
+        let g = host_values(net.input_gradient(x.clone()));
+        let base = host_values(x.clone());
+        let h = 1e-6;
+        for i in 0..base.len() {
+            let at = |delta: f64| {
+                let mut v = base.clone();
+                v[i] += delta;
+                host_values(net.forward(matrix(v, 9, 3, &c.device, c.dtype)))[i / 3]
+            };
+            let fd = (at(h) - at(-h)) / (2.0 * h);
+            assert!((fd - g[i]).abs() < 1e-7, "{activation:?}: {fd} vs {}", g[i]);
+        }
+    }
+}
+
+#[test]
+fn kinetic_penalty_and_generator_gradients_match_finite_differences() {
+    let c = cpu64();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let potential = Mlp::glorot(
+        &layer_sizes(3, &[6, 5, 4]),
+        Activation::Tanh,
+        &mut rng,
+        &c.device,
+        c.dtype,
+    );
+    let critic = Mlp::glorot(
+        &layer_sizes(2, &[6, 5]),
+        Activation::Relu,
+        &mut rng,
+        &c.device,
+        c.dtype,
+    );
+    let x = points(11, 3, 4, &c);
+    check_parameter_gradients(
+        &potential,
+        |u| {
+            u.input_gradient(x.clone())
+                .narrow(1, 0, 2)
+                .square()
+                .sum_dim(1)
+                .mean()
+        },
+        "mean |grad_x U|^2",
+    );
+    let z = points(13, 2, 5, &c).mul_scalar(2.0);
+    // L small enough that the penalty is active at most points.
+    check_parameter_gradients(
+        &critic,
+        |phi| gradient_penalty(phi, z.clone(), 0.3),
+        "gradient penalty",
+    );
+    let spec = FlowSpec::new(0.5, 1.0, 0.25).unwrap();
+    let x0 = points(12, 2, 6, &c);
+    check_parameter_gradients(
+        &potential,
+        |u| {
+            let (xt, kinetic) = flow(u, x0.clone(), &spec, |_, _, _| {});
+            critic.forward(xt).mean() + kinetic
+        },
+        "generator loss mean phi(x_T) + alpha KE",
+    );
+    let y = points(10, 2, 7, &c);
+    for f in [
+        FDivergence::Kl,
+        FDivergence::ReverseKl,
+        FDivergence::Alpha(2.0),
+    ] {
+        check_parameter_gradients(
+            &critic,
+            |phi| divergence_estimate(f, phi.forward(x0.clone()), phi.forward(y.clone())),
+            &format!("divergence estimate ({f})"),
+        );
+    }
+}
+
+#[test]
+fn log_partitions_are_the_variational_forms() {
+    // Lambda_f(phi; Q) = inf_nu nu + mean f*(phi - nu): compare with a brute-force scan over nu.
+    let c = cpu64();
+    let values = vec![0.3, -1.2, 0.8, 2.0, -0.4, 0.1];
+    let phi = matrix(values.clone(), 6, 1, &c.device, c.dtype);
+    for f in [
+        FDivergence::Kl,
+        FDivergence::ReverseKl,
+        FDivergence::Alpha(3.0),
+        FDivergence::ChiSquared,
+        FDivergence::W1,
+    ] {
+        let lambda = scalar(log_partition(f, phi.clone()));
+        let brute = (0..400_001)
+            .map(|i| -10.0 + i as f64 * 5e-5)
+            .map(|nu| nu + values.iter().map(|p| f.conj(p - nu)).sum::<f64>() / 6.0)
+            .fold(f64::INFINITY, f64::min);
+        assert!((lambda - brute).abs() < 1e-6, "{f}: {lambda} vs {brute}");
+    }
+    // Reverse KL really is reverse KL: D(P||Q) = E_Q[-log(dP/dQ)], here with phi the optimal
+    // discriminator of two point sets the estimate is below the divergence and positive.
+    let p_lambda = scalar(log_partition(FDivergence::ReverseKl, phi.clone()));
+    assert!(p_lambda > values.iter().sum::<f64>() / 6.0 - 1e-12);
+}
+
+fn tiny(data: &str, dim: usize, iterations: usize) -> TrainConfig {
+    let mut c = TrainConfig::paper(data, dim);
+    c.iterations = iterations;
+    c.potential_widths = vec![16, 16];
+    c.critic_widths = vec![16, 16];
+    c.batch = 64;
+    c.eval_every = 10;
+    c.eval_samples = 256;
+    c.test_size = 256;
+    c.checkpoint_every = 10;
+    c.final_samples = 300;
+    c
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("proxflow-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn training_is_reproducible_and_resumes_exactly() {
+    let full_dir = temp_dir("full");
+    let mut full = Trainer::new(tiny("pinwheel", 2, 30)).unwrap();
+    let summary = full.run(&full_dir, &mut Quiet).unwrap();
+    assert_eq!(summary.status, proxflow::neural::Status::Completed);
+    assert_eq!(full.history.len(), 4);
+    // Same seed, same numbers.
+    let mut again = Trainer::new(tiny("pinwheel", 2, 30)).unwrap();
+    again.run(&temp_dir("again"), &mut Quiet).unwrap();
+    assert_eq!(
+        host_values(full.potential.parameters[0].clone()),
+        host_values(again.potential.parameters[0].clone())
+    );
+    // Interrupted at 20, resumed to 30.
+    let part_dir = temp_dir("part");
+    let mut part = Trainer::new(tiny("pinwheel", 2, 20)).unwrap();
+    part.run(&part_dir, &mut Quiet).unwrap();
+    let mut resumed = Trainer::resume(&part_dir, Some(30)).unwrap();
+    assert_eq!(resumed.iteration, 20);
+    resumed.run(&part_dir, &mut Quiet).unwrap();
+    for (a, b) in full
+        .potential
+        .parameters
+        .iter()
+        .zip(&resumed.potential.parameters)
+    {
+        assert_eq!(host_values(a.clone()), host_values(b.clone()));
+    }
+    for (a, b) in full.history.iter().zip(&resumed.history) {
+        assert_eq!(
+            (a.iteration, a.divergence, a.kinetic),
+            (b.iteration, b.divergence, b.kinetic)
+        );
+    }
+    let read = |d: &std::path::Path| std::fs::read(d.join("samples.npy")).unwrap();
+    assert_eq!(read(&full_dir), read(&part_dir));
+    for d in [full_dir, part_dir, temp_dir("again")] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn a_damaged_checkpoint_is_refused_and_a_partial_write_is_ignored() {
+    let dir = temp_dir("damaged");
+    let mut t = Trainer::new(tiny("moons", 2, 10)).unwrap();
+    t.run(&dir, &mut Quiet).unwrap();
+    // A write cut short by a kill leaves only the temporary file behind.
+    std::fs::write(dir.join("checkpoint.bin.tmp"), b"PROXFLOW-CKPT-1\npartial").unwrap();
+    assert_eq!(Trainer::resume(&dir, Some(20)).unwrap().iteration, 10);
+    let path = dir.join("checkpoint.bin");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+    let e = Trainer::resume(&dir, None)
+        .err()
+        .expect("damaged")
+        .to_string();
+    assert!(e.contains("checksum"), "{e}");
+    std::fs::write(&path, &bytes[..100]).unwrap();
+    assert!(Trainer::resume(&dir, None).is_err());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn nan_stops_training_cleanly_as_diverged() {
+    let dir = temp_dir("nan");
+    let mut c = tiny("8gaussians", 2, 40);
+    c.final_samples = 300;
+    // A learning rate this large sends the critic to infinity within a few steps.
+    c.critic_learning_rate = 1e12;
+    c.variant = Variant::None;
+    c.checkpoint_every = 1;
+    let mut t = Trainer::new(c).unwrap();
+    let s = t.run(&dir, &mut Quiet).unwrap();
+    let proxflow::neural::Status::Diverged { iteration, .. } = s.status else {
+        panic!("expected divergence, got {:?}", s.status);
+    };
+    assert!(iteration < 40);
+    assert_eq!(s.last_checkpoint, Some(iteration - 1).filter(|i| *i > 0));
+    let text = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    assert!(text.contains("\"diverged\""), "{text}");
+    if iteration > 1 {
+        let ck = Trainer::resume(&dir, None).unwrap();
+        assert_eq!(ck.iteration, iteration - 1);
+        assert!(
+            host_values(ck.critic.parameters[0].clone())
+                .iter()
+                .all(|v| v.is_finite())
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn wgpu_matches_the_cpu_backend() {
+    if !proxflow::neural::compute::wgpu_adapter_available() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but no wgpu adapter: install mesa-vulkan-drivers (lavapipe)"
+        );
+        eprintln!("SKIPPED wgpu_matches_the_cpu_backend: no wgpu adapter on this machine");
+        return;
+    }
+    let mut cpu_cfg = tiny("pinwheel", 2, 3);
+    cpu_cfg.eval_every = 3;
+    let mut gpu_cfg = cpu_cfg.clone();
+    gpu_cfg.backend = BackendKind::Wgpu;
+    let mut cpu = Trainer::new(cpu_cfg).unwrap();
+    let mut gpu = Trainer::new(gpu_cfg).unwrap();
+    let (a, b) = (cpu.evaluate(0.0), gpu.evaluate(0.0));
+    for (x, y) in [
+        (a.divergence, b.divergence),
+        (a.kinetic, b.kinetic),
+        (a.hjb_residual, b.hjb_residual),
+    ] {
+        assert!(
+            (x - y).abs() <= 1e-4 * (1.0 + x.abs()),
+            "before training: cpu {x} vs wgpu {y}"
+        );
+    }
+    for _ in 0..3 {
+        cpu.iterate();
+        gpu.iterate();
+    }
+    let (a, b) = (cpu.evaluate(0.0), gpu.evaluate(0.0));
+    for (x, y) in [(a.divergence, b.divergence), (a.kinetic, b.kinetic)] {
+        assert!(
+            (x - y).abs() <= 1e-3 * (1.0 + x.abs()),
+            "after 3 iterations: cpu {x} vs wgpu {y}"
+        );
+    }
+    eprintln!("wgpu ran on: {:?}", gpu.compute.device);
+}
