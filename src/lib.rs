@@ -34,6 +34,7 @@
 //! ```
 
 pub mod cases;
+pub mod compare;
 pub mod config;
 pub mod data;
 pub mod divergence;

@@ -14,7 +14,7 @@ use std::sync::Once;
 static FONT: Once = Once::new();
 
 /// Registers the embedded font once, so no system font is needed.
-fn register_font() {
+pub(crate) fn register_font() {
     FONT.call_once(|| {
         let _ = plotters::style::register_font(
             "sans-serif",
@@ -24,7 +24,7 @@ fn register_font() {
     });
 }
 
-fn plot_error(path: &Path, e: impl std::fmt::Display) -> Error {
+pub(crate) fn plot_error(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Plot {
         path: path.to_path_buf(),
         message: e.to_string(),

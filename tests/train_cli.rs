@@ -195,3 +195,50 @@ fn bad_training_input_is_a_clear_error() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn compare_writes_its_summary_and_refuses_cases_without_a_counterpart() {
+    let out = scratch("compare");
+    let o = proxflow(&[
+        "compare",
+        "--case",
+        "subspace",
+        "--dim",
+        "3",
+        "--iterations",
+        "150",
+        "--samples",
+        "500",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let c = &s["comparison"];
+    for key in [
+        "gradient0_rms",
+        "value0_rms",
+        "endpoint_rms",
+        "straightness_median",
+        "speed_violation_fraction",
+    ] {
+        assert!(
+            c[key].as_f64().is_some_and(f64::is_finite),
+            "{key}: {}",
+            c[key]
+        );
+    }
+    assert!(c["terminal_law"]["energy_distance"].as_f64().is_some());
+    assert_eq!(
+        c["reference"]["kinetic"]
+            .as_f64()
+            .map(|k| (k * 1e4).round()),
+        Some(500.0)
+    );
+    let o = proxflow(&["compare", "--case", "line-2d"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no neural counterpart"));
+    let _ = std::fs::remove_dir_all(out);
+}

@@ -7,6 +7,7 @@
 pub mod adam;
 pub mod checkpoint;
 pub mod compute;
+pub mod figures;
 pub mod flow;
 pub mod mlp;
 pub mod target;

@@ -140,7 +140,9 @@ pub struct TrainConfig {
     pub test_size: usize,
     /// Checkpoint every this many iterations (and at the end).
     pub checkpoint_every: usize,
-    /// A loss or divergence estimate above this (or NaN) stops training as diverged.
+    /// A divergence estimate or kinetic energy above this, or a NaN anywhere,
+    /// stops training as diverged (the losses themselves are only checked
+    /// for NaN: the critic's values are defined up to a constant).
     pub blowup: f64,
 }
 
@@ -176,20 +178,23 @@ impl TrainConfig {
             final_samples: 5000,
             test_size: 2000,
             checkpoint_every: 1000,
-            blowup: 1e4,
+            blowup: 100.0,
         }
     }
 
     /// Checks every value and names the first bad one.
     pub fn validate(&self) -> Result<()> {
         FlowSpec::new(self.alpha, self.horizon, self.dt)?;
-        require_positive("lipschitz", self.lipschitz)?;
-        if self.variant.penalised() && !self.lipschitz.is_finite() {
-            return Err(Error::invalid(
-                "lipschitz",
-                self.lipschitz,
-                "the gradient penalty needs a finite L",
-            ));
+        if self.lipschitz == f64::INFINITY {
+            if self.variant.penalised() {
+                return Err(Error::invalid(
+                    "lipschitz",
+                    self.lipschitz,
+                    "the gradient penalty needs a finite L",
+                ));
+            }
+        } else {
+            require_positive("lipschitz", self.lipschitz)?;
         }
         if !(self.gp_weight >= 0.0 && self.gp_weight.is_finite()) {
             return Err(Error::invalid(
@@ -339,12 +344,12 @@ impl Record {
         })
     }
 
-    /// The values that must stay finite and bounded.
-    fn watched(&self) -> [(&'static str, f64); 3] {
+    /// The values that must stay finite and below `bound`.
+    fn watched(&self, bound: f64) -> [(&'static str, f64, f64); 3] {
         [
-            ("divergence estimate", self.divergence),
-            ("kinetic energy", self.kinetic),
-            ("divergence estimate (dt/2)", self.divergence_half_dt),
+            ("divergence estimate", self.divergence, bound),
+            ("kinetic energy", self.kinetic, bound),
+            ("divergence estimate (dt/2)", self.divergence_half_dt, bound),
         ]
     }
 }
@@ -358,6 +363,34 @@ pub fn write_history(path: &Path, history: &[Record]) -> Result<()> {
         text.push('\n');
     }
     checkpoint::write_atomically(path, text.as_bytes())
+}
+
+/// Reads a `history.csv` written by [`write_history`].
+pub fn read_history(path: &Path) -> Result<Vec<Record>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, row)| {
+            Record::from_csv_row(row).ok_or_else(|| Error::ArrayFile {
+                path: path.to_path_buf(),
+                message: format!("row {} is not a history row: `{row}`", i + 2),
+            })
+        })
+        .collect()
+}
+
+/// The configuration stored in a run folder's `summary.json`.
+pub fn read_run_config(dir: &Path) -> Result<TrainConfig> {
+    let path = dir.join("summary.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let bad = |message: String| Error::Config {
+        path: path.clone(),
+        message,
+    };
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    serde_json::from_value(value["config"].clone()).map_err(|e| bad(format!("config: {e}")))
 }
 
 /// How a run ended.
@@ -666,25 +699,35 @@ impl Trainer {
         let d = self.config.dim;
         let cap = if d > 64 { 1000 } else { usize::MAX };
         let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ COMPARE_STREAM);
-        let (target, floor) = if self.target.is_finite() {
-            let test = self.target.test();
-            (test.values.clone(), None)
+        let finite = self.target.is_finite();
+        let target = if finite {
+            self.target.test().values.clone()
         } else {
-            let n = generated.len() / d;
-            (
-                self.target.sample(n, &mut rng),
-                Some(self.target.sample(n, &mut rng)),
-            )
+            self.target.sample(generated.len() / d, &mut rng)
         };
         let n = (generated.len() / d).min(target.len() / d).min(cap);
         let (x, y) = (&generated[..n * d], &target[..n * d]);
         let bw = &crate::metrics::MMD_BANDWIDTHS;
-        let (noise_floor_energy, noise_floor_mmd2) = match floor {
-            Some(z) => (
-                crate::metrics::energy_distance(y, &z[..n * d], d),
-                crate::metrics::mmd2(y, &z[..n * d], d, bw),
-            ),
-            None => (f64::NAN, f64::NAN),
+        // The noise floor: RMS over three pairs of independent target samples.
+        let (noise_floor_energy, noise_floor_mmd2) = if finite {
+            (f64::NAN, f64::NAN)
+        } else {
+            let pairs: Vec<(f64, f64)> = (0..3)
+                .map(|_| {
+                    let (a, b) = (
+                        self.target.sample(n, &mut rng),
+                        self.target.sample(n, &mut rng),
+                    );
+                    (
+                        crate::metrics::energy_distance(&a, &b, d),
+                        crate::metrics::mmd2(&a, &b, d, bw),
+                    )
+                })
+                .collect();
+            let rms = |f: fn(&(f64, f64)) -> f64| {
+                (pairs.iter().map(|p| f(p).powi(2)).sum::<f64>() / 3.0).sqrt()
+            };
+            (rms(|p| p.0), rms(|p| p.1))
         };
         TerminalLaw {
             samples: n,
@@ -712,20 +755,20 @@ impl Trainer {
             let (critic_loss, potential_loss) = self.iterate();
             let it = self.iteration;
             let mut watched = vec![
-                ("critic loss", critic_loss),
-                ("generator loss", potential_loss),
+                ("critic loss", critic_loss, f64::INFINITY),
+                ("generator loss", potential_loss, f64::INFINITY),
             ];
             let evaluate =
                 it.is_multiple_of(self.config.eval_every) || it == self.config.iterations;
             if evaluate {
                 let r = self.evaluate(wall(self));
-                watched.extend(r.watched());
+                watched.extend(r.watched(self.config.blowup));
                 self.history.push(r);
                 write_history(&out.join("history.csv"), &self.history)?;
             }
-            if let Some((quantity, value)) = watched
+            if let Some((quantity, value, _)) = watched
                 .into_iter()
-                .find(|(_, v)| !v.is_finite() || v.abs() > self.config.blowup)
+                .find(|(_, v, bound)| !v.is_finite() || v.abs() > *bound)
             {
                 status = Status::Diverged {
                     iteration: it,
@@ -856,9 +899,9 @@ pub struct TerminalLaw {
     pub energy_distance: f64,
     /// Unbiased MMD^2 (bandwidths 0.1, 0.3, 1.0), generated against target.
     pub mmd2: f64,
-    /// Energy distance of two independent target samples (NaN for finite data).
+    /// RMS energy distance of three pairs of independent target samples (NaN for finite data).
     pub noise_floor_energy: f64,
-    /// MMD^2 of two independent target samples (NaN for finite data).
+    /// RMS MMD^2 of the same pairs (NaN for finite data).
     pub noise_floor_mmd2: f64,
 }
 

@@ -15,6 +15,7 @@ use proxflow::problem::Problem;
 use proxflow::{plot, report, verify};
 use std::path::{Path, PathBuf};
 
+mod compare;
 mod train;
 
 #[derive(Parser)]
@@ -66,14 +67,21 @@ enum Command {
     Train(Box<train::TrainArgs>),
     /// Generate samples from a trained run.
     Sample(train::SampleArgs),
+    /// Re-draw the figures of saved training runs (training curves of several
+    /// runs on one chart per quantity).
+    Plot(train::PlotArgs),
+    /// Train the neural flow on a problem with a known answer (closed form or
+    /// grid solution) and compare: terminal laws, potentials, trajectories, costs.
+    Compare(Box<compare::CompareArgs>),
     /// Check the theory numerically: uniqueness, straight characteristics,
     /// ill-posedness without either proximal. Writes DIR/summary.json and figures.
     Verify {
         #[command(subcommand)]
         study: Study,
     },
-    /// The main job on built-in defaults: solve `pinwheel-2d` on the grid and
-    /// draw the density with its characteristics.
+    /// The main job on built-in defaults: solve `pinwheel-2d` on the grid,
+    /// train the neural flow on the same problem (CPU backend), compare the
+    /// two and draw every figure into --out.
     Demo {
         /// Output folder.
         #[arg(long, default_value = "out/demo")]
@@ -81,9 +89,15 @@ enum Command {
         /// Cells on the longest axis.
         #[arg(long, default_value_t = 96)]
         grid: usize,
-        /// Iterations at most.
+        /// Iterations at most of the grid solver.
         #[arg(long, default_value_t = 300)]
         max_iterations: usize,
+        /// Generator iterations of the neural flow.
+        #[arg(long, default_value_t = 5000)]
+        iterations: usize,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
     },
 }
 
@@ -588,6 +602,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Verify { study } => run_study(study)?,
         Command::Train(args) => train::train(*args)?,
         Command::Sample(args) => train::sample(args)?,
+        Command::Plot(args) => train::plot(args)?,
+        Command::Compare(args) => compare::run(*args)?,
         Command::Solve {
             case,
             config,
@@ -659,6 +675,8 @@ fn run(cli: Cli) -> Result<()> {
             out,
             grid,
             max_iterations,
+            iterations,
+            quiet,
         } => {
             let c = cases::builtin("pinwheel-2d")?;
             let job = Job {
@@ -671,10 +689,23 @@ fn run(cli: Cli) -> Result<()> {
             let opts = options(Some(max_iterations), None)?;
             let n = job.grid.n;
             println!("proxflow demo: {} on a {}x{} grid", c.summary, n[0], n[1]);
-            let (_, summary) = solve_and_write(&job, Method::Dual(opts), &out, true)?;
+            let (solution, summary) = solve_and_write(&job, Method::Dual(opts), &out, true)?;
             print!("{}", report::table(&summary));
+            println!("neural flow on the same problem: {iterations} iterations on the CPU backend");
+            let mut config = proxflow::compare::train_config_for(&c.problem, "pinwheel")?;
+            config.iterations = iterations;
+            let reference = proxflow::compare::GridReference::new(&solution)?;
+            compare::train_and_compare(
+                c.name,
+                config,
+                &reference,
+                "grid (dual solver)",
+                &out.join("neural"),
+                5000,
+                quiet,
+            )?;
             println!(
-                "  figures: {0}/density.png, {0}/potentials.png",
+                "  figures: {0}/density.png, {0}/potentials.png (grid); {0}/neural/trajectories.png, {0}/neural/train/samples.png and curves-*.png (neural)",
                 out.display()
             );
         }

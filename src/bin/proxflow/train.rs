@@ -7,7 +7,8 @@ use proxflow::error::{Error, Result};
 use proxflow::neural::target::Target;
 use proxflow::neural::train::write_samples;
 use proxflow::neural::{
-    BackendKind, Precision, Record, Status, TrainConfig, TrainObserver, Trainer, Variant,
+    BackendKind, Precision, Record, RunSummary, Status, TrainConfig, TrainObserver, Trainer,
+    Variant,
 };
 use std::path::PathBuf;
 
@@ -75,6 +76,9 @@ pub struct TrainArgs {
     /// Worker threads of the flows (part of the reproducible configuration).
     #[arg(long)]
     threads: Option<usize>,
+    /// Stop as diverged when the divergence estimate or the kinetic energy exceeds this.
+    #[arg(long)]
+    blowup: Option<f64>,
     /// Diagnostics every N iterations.
     #[arg(long)]
     eval_every: Option<usize>,
@@ -115,6 +119,7 @@ impl TrainArgs {
         set(&mut c.potential_learning_rate, self.lr_potential);
         set(&mut c.critic_learning_rate, self.lr_critic);
         set(&mut c.threads, self.threads);
+        set(&mut c.blowup, self.blowup);
         set(&mut c.eval_every, self.eval_every);
         set(&mut c.checkpoint_every, self.checkpoint_every);
         c.validate()?;
@@ -143,6 +148,31 @@ impl TrainObserver for TrainProgress {
     }
 }
 
+/// Trains with a progress bar (live divergence and kinetic energy) on stderr.
+pub fn run_with_progress(
+    trainer: &mut Trainer,
+    out: &std::path::Path,
+    quiet: bool,
+) -> Result<RunSummary> {
+    let draw = if quiet {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    };
+    let bar = ProgressBar::with_draw_target(Some(trainer.config.iterations as u64), draw);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} ({per_sec}, eta {eta}) {msg}",
+        )
+        .expect("valid template"),
+    );
+    bar.set_position(trainer.iteration as u64);
+    let mut progress = TrainProgress(bar);
+    let summary = trainer.run(out, &mut progress)?;
+    progress.0.finish_and_clear();
+    Ok(summary)
+}
+
 /// `proxflow train`.
 pub fn train(args: TrainArgs) -> Result<()> {
     let (mut trainer, out) = match &args.resume {
@@ -166,22 +196,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         c.backend,
         c.precision
     );
-    let draw = if args.quiet {
-        ProgressDrawTarget::hidden()
-    } else {
-        ProgressDrawTarget::stderr()
-    };
-    let bar = ProgressBar::with_draw_target(Some(c.iterations as u64), draw);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} ({per_sec}, eta {eta}) {msg}",
-        )
-        .expect("valid template"),
-    );
-    bar.set_position(trainer.iteration as u64);
-    let mut progress = TrainProgress(bar);
-    let summary = trainer.run(&out, &mut progress)?;
-    progress.0.finish_and_clear();
+    let summary = run_with_progress(&mut trainer, &out, args.quiet)?;
     if let Some(r) = &summary.final_diagnostics {
         println!(
             "  iteration {}: divergence {:.5}, kinetic {:.5}, objective {:.5}, HJB residual {:.2e}, terminal residual {:.2e}, divergence(dt/2) {:.5}, max speed {:.3} (bound {:.3}){}",
@@ -220,6 +235,8 @@ pub fn train(args: TrainArgs) -> Result<()> {
         "  {:.1} s, {:.1} iterations/s",
         summary.wall_seconds, summary.iterations_per_second
     );
+    let figures = proxflow::neural::figures::run_figures(&out)?;
+    println!("  figures: {}", names(&figures));
     match &summary.status {
         Status::Completed => println!("  status: completed; wrote {}", out.display()),
         Status::Diverged {
@@ -235,6 +252,48 @@ pub fn train(args: TrainArgs) -> Result<()> {
             out.display()
         ),
     }
+    Ok(())
+}
+
+fn names(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Flags of `proxflow plot`.
+#[derive(Args)]
+pub struct PlotArgs {
+    /// Run folders written by `proxflow train`; with several, the training
+    /// curves of all of them share one chart per quantity (written into the first).
+    #[arg(required = true)]
+    dirs: Vec<PathBuf>,
+}
+
+/// `proxflow plot`.
+pub fn plot(args: PlotArgs) -> Result<()> {
+    use proxflow::neural::train::{read_history, read_run_config};
+    if let [dir] = &args.dirs[..] {
+        let figures = proxflow::neural::figures::run_figures(dir)?;
+        println!("wrote {} in {}", names(&figures), dir.display());
+        return Ok(());
+    }
+    let mut runs = Vec::new();
+    for dir in &args.dirs {
+        let c = read_run_config(dir)?;
+        let label = format!(
+            "{} ({})",
+            c.variant.name(),
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
+        runs.push((label, read_history(&dir.join("history.csv"))?));
+    }
+    let figures = proxflow::neural::figures::training_curves(&runs, &args.dirs[0])?;
+    println!("wrote {} in {}", names(&figures), args.dirs[0].display());
     Ok(())
 }
 

@@ -1,0 +1,356 @@
+//! Figures of training runs (PNG, plotters): the training curves of the
+//! paper's figure (divergence, kinetic energy, HJB residual and terminal
+//! residual against iteration, one chart per quantity, one line per run),
+//! generated against target samples, learned paths against the exact
+//! straight lines, the density of the orthogonal coordinates of embedded data,
+//! and a grid of generated images.
+
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+
+use crate::error::Result;
+use crate::neural::train::Record;
+use crate::plot::{Axes, Series, lines, plot_error, register_font};
+
+/// One chart per quantity (`curves-<quantity>.png` in `dir`), one line per
+/// run; log axes where the values are positive and span more than a decade.
+pub fn training_curves(runs: &[(String, Vec<Record>)], dir: &Path) -> Result<Vec<PathBuf>> {
+    type Pick = fn(&Record) -> f64;
+    let quantities: [(&str, &str, Pick); 4] = [
+        ("divergence", "divergence estimate", |r| r.divergence),
+        ("kinetic", "kinetic energy", |r| r.kinetic),
+        ("hjb", "RMS HJB residual", |r| r.hjb_residual),
+        ("terminal", "RMS terminal residual", |r| r.terminal_residual),
+    ];
+    let mut written = Vec::new();
+    for (name, label, pick) in quantities {
+        let series: Vec<Series> = runs
+            .iter()
+            .map(|(run, history)| Series {
+                label: run.clone(),
+                points: history
+                    .iter()
+                    .map(|r| (r.iteration as f64, pick(r)))
+                    .collect(),
+            })
+            .collect();
+        let values: Vec<f64> = series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .filter(|v| v.is_finite())
+            .collect();
+        // Log axes when nearly all values are positive and span two decades
+        // (the few non-positive ones, such as an untrained critic's estimate, are dropped).
+        let positive: Vec<f64> = values.iter().copied().filter(|v| *v > 0.0).collect();
+        let (lo, hi) = positive
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(*v), b.max(*v))
+            });
+        let log_y = positive.len() as f64 >= 0.9 * values.len() as f64 && hi > 100.0 * lo;
+        let title = format!("{label} during training");
+        let path = dir.join(format!("curves-{name}.png"));
+        lines(
+            &series,
+            &Axes {
+                title: &title,
+                x: "generator iteration",
+                y: label,
+                log_x: false,
+                log_y,
+            },
+            &path,
+        )?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+fn bounds(points: impl Iterator<Item = (f64, f64)>) -> (f64, f64, f64, f64) {
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
+    for (x, y) in points.filter(|(x, y)| x.is_finite() && y.is_finite()) {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    let pad = 0.05 * (x1 - x0).max(y1 - y0).max(1e-9);
+    (x0 - pad, x1 + pad, y0 - pad, y1 + pad)
+}
+
+/// Generated against target points in the first two coordinates.
+pub fn samples(
+    generated: &[f64],
+    target: &[f64],
+    dim: usize,
+    title: &str,
+    path: &Path,
+) -> Result<()> {
+    register_font();
+    let xy = |v: &[f64]| -> Vec<(f64, f64)> { v.chunks(dim).map(|r| (r[0], r[1])).collect() };
+    let (g, t) = (xy(generated), xy(target));
+    let (x0, x1, y0, y1) = bounds(g.iter().chain(&t).copied());
+    let root = BitMapBackend::new(path, (800, 800)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+    let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(14)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(x0..x1, y0..y1)?;
+        chart.configure_mesh().x_desc("x1").y_desc("x2").draw()?;
+        for (points, label, color) in [
+            (&t, "target Q", RGBColor(150, 150, 150)),
+            (&g, "generated", BLUE),
+        ] {
+            let c = color;
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&p| Circle::new(p, 1, c.mix(0.5).filled())),
+                )?
+                .label(label)
+                .legend(move |(x, y)| Circle::new((x + 10, y), 4, c.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?;
+        Ok(())
+    };
+    draw().map_err(|e| plot_error(path, e))?;
+    root.present().map_err(|e| plot_error(path, e))
+}
+
+/// A straight segment between two points of a figure.
+pub type Segment = ((f64, f64), (f64, f64));
+
+/// Learned paths (polylines through the Euler steps) against the exact
+/// straight segments `x0 -> y*(x0)`, first two coordinates.
+pub fn trajectories(
+    learned: &[Vec<(f64, f64)>],
+    exact: &[Segment],
+    title: &str,
+    path: &Path,
+) -> Result<()> {
+    register_font();
+    let (x0, x1, y0, y1) = bounds(
+        learned
+            .iter()
+            .flatten()
+            .copied()
+            .chain(exact.iter().flat_map(|(a, b)| [*a, *b])),
+    );
+    let root = BitMapBackend::new(path, (800, 800)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+    let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(14)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(x0..x1, y0..y1)?;
+        chart.configure_mesh().x_desc("x1").y_desc("x2").draw()?;
+        let grey = RGBColor(200, 60, 60);
+        chart
+            .draw_series(
+                exact
+                    .iter()
+                    .map(|(a, b)| PathElement::new(vec![*a, *b], grey.stroke_width(3))),
+            )?
+            .label("exact straight line x0 -> y*(x0)")
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(3))
+            });
+        chart
+            .draw_series(
+                learned
+                    .iter()
+                    .map(|p| PathElement::new(p.clone(), BLUE.stroke_width(1))),
+            )?
+            .label("learned path (Euler steps)")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(1)));
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?;
+        Ok(())
+    };
+    draw().map_err(|e| plot_error(path, e))?;
+    root.present().map_err(|e| plot_error(path, e))
+}
+
+/// A histogram (as a density) of `values`, e.g. the orthogonal coordinates of
+/// generated samples, which should be a spike at 0.
+pub fn histogram(values: &[f64], title: &str, x_label: &str, path: &Path) -> Result<()> {
+    register_font();
+    let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    let (lo, hi) = finite
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(*v), b.max(*v))
+        });
+    let (lo, hi) = if hi > lo {
+        (lo, hi)
+    } else {
+        (lo - 1.0, hi + 1.0)
+    };
+    let bins = 80;
+    let width = (hi - lo) / bins as f64;
+    let mut counts = vec![0.0; bins];
+    for v in &finite {
+        counts[(((v - lo) / width) as usize).min(bins - 1)] += 1.0;
+    }
+    let scale = 1.0 / (finite.len().max(1) as f64 * width);
+    let top = counts.iter().fold(0.0f64, |a, c| a.max(*c)) * scale;
+    let root = BitMapBackend::new(path, (900, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+    let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(14)
+            .x_label_area_size(45)
+            .y_label_area_size(70)
+            .build_cartesian_2d(lo..hi, 0.0..top * 1.05)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc("density")
+            .draw()?;
+        chart
+            .draw_series(counts.iter().enumerate().map(|(k, c)| {
+                let a = lo + k as f64 * width;
+                Rectangle::new([(a, 0.0), (a + width, c * scale)], BLUE.mix(0.6).filled())
+            }))?
+            .label(format!("{} values", finite.len()))
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], BLUE.mix(0.6).filled()));
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?;
+        Ok(())
+    };
+    draw().map_err(|e| plot_error(path, e))?;
+    root.present().map_err(|e| plot_error(path, e))
+}
+
+/// Generated images (pixels in [0, 1], clipped) as a `rows x cols` grid.
+pub fn image_grid(
+    images: &[f64],
+    side: usize,
+    rows: usize,
+    cols: usize,
+    title: &str,
+    path: &Path,
+) -> Result<()> {
+    register_font();
+    let scale = (240 / side).max(2) as i32 / 2;
+    let cell = side as i32 * scale + 4;
+    let (w, h) = (cols as i32 * cell + 20, rows as i32 * cell + 60);
+    let root = BitMapBackend::new(path, (w as u32, h as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+    let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
+        root.draw(&Text::new(
+            title.to_string(),
+            (10, 10),
+            ("sans-serif", 22).into_font(),
+        ))?;
+        for (k, img) in images.chunks(side * side).take(rows * cols).enumerate() {
+            let (r, c) = ((k / cols) as i32, (k % cols) as i32);
+            let (ox, oy) = (10 + c * cell, 50 + r * cell);
+            for (p, v) in img.iter().enumerate() {
+                let g = (255.0 * (1.0 - v.clamp(0.0, 1.0))) as u8;
+                let (i, j) = ((p / side) as i32, (p % side) as i32);
+                let x = ox + j * scale;
+                let y = oy + i * scale;
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + scale, y + scale)],
+                    RGBColor(g, g, g).filled(),
+                ))?;
+            }
+        }
+        Ok(())
+    };
+    draw().map_err(|e| plot_error(path, e))?;
+    root.present().map_err(|e| plot_error(path, e))
+}
+
+/// Every figure of one run folder: the training curves, generated against
+/// target samples (or a grid of generated images), and for embedded data the
+/// density of the orthogonal coordinates. Returns the files written.
+pub fn run_figures(dir: &Path) -> Result<Vec<PathBuf>> {
+    use crate::neural::target::Target;
+    use crate::neural::train::{read_history, read_run_config};
+    let config = read_run_config(dir)?;
+    let history = read_history(&dir.join("history.csv"))?;
+    let mut written = training_curves(&[(config.variant.name().to_string(), history)], dir)?;
+    let samples_path = dir.join("samples.npy");
+    if !samples_path.exists() {
+        return Ok(written);
+    }
+    let generated = crate::neural::target::read_npy_points(&samples_path)?;
+    let target = Target::load(
+        &config.data,
+        Some(config.dim),
+        config.test_size,
+        config.seed,
+    )?;
+    let d = config.dim;
+    let path = dir.join("samples.png");
+    match target.image_side {
+        Some(side) => image_grid(
+            &generated.values,
+            side,
+            8,
+            8,
+            &format!(
+                "generated {} images ({} variant)",
+                config.data,
+                config.variant.name()
+            ),
+            &path,
+        )?,
+        None => {
+            let mut rng =
+                <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(config.seed);
+            let reference = target.sample(generated.len(), &mut rng);
+            let title = format!(
+                "{} in {d}-D ({}): generated against target, first two coordinates",
+                config.data,
+                config.variant.name()
+            );
+            samples(&generated.values, &reference, d, &title, &path)?
+        }
+    }
+    written.push(path);
+    if target.embedded() {
+        let orthogonal: Vec<f64> = generated
+            .values
+            .chunks(d)
+            .flat_map(|r| r[2..].to_vec())
+            .collect();
+        let path = dir.join("orthogonal.png");
+        histogram(
+            &orthogonal,
+            &format!(
+                "orthogonal coordinates of generated samples ({d}-D {}): a spike at 0",
+                config.data
+            ),
+            "x_i, i >= 3",
+            &path,
+        )?;
+        written.push(path);
+    }
+    Ok(written)
+}
