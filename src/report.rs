@@ -103,3 +103,32 @@ pub fn table(summary: &Value) -> String {
     }
     out
 }
+
+/// Serde for an `f64` that may be infinite (JSON has no infinity): finite
+/// values as numbers, infinities as the strings `"inf"` / `"-inf"`.
+pub mod maybe_infinite {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes a finite value as a number, an infinite one as a string.
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else {
+            s.serialize_str(if *v > 0.0 { "inf" } else { "-inf" })
+        }
+    }
+
+    /// Reads a number or one of the strings `"inf"`, `"-inf"`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(v) => Ok(v),
+            Raw::Text(t) => t.parse::<f64>().map_err(serde::de::Error::custom),
+        }
+    }
+}

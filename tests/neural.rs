@@ -338,3 +338,21 @@ fn wgpu_matches_the_cpu_backend() {
     }
     eprintln!("wgpu ran on: {:?}", gpu.compute.device);
 }
+
+#[test]
+fn a_run_without_lipschitz_bound_saves_and_resumes() {
+    // L = inf (W2 only) must survive JSON, which has no infinity.
+    let dir = temp_dir("inf");
+    let mut c = tiny("circles", 2, 10);
+    c.variant = Variant::W2;
+    c.lipschitz = f64::INFINITY;
+    Trainer::new(c).unwrap().run(&dir, &mut Quiet).unwrap();
+    let config = proxflow::neural::train::read_run_config(&dir).unwrap();
+    assert_eq!(config.lipschitz, f64::INFINITY);
+    let resumed = Trainer::resume(&dir, Some(12)).unwrap();
+    assert_eq!(
+        (resumed.iteration, resumed.config.lipschitz),
+        (10, f64::INFINITY)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

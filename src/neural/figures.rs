@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::error::Result;
@@ -84,42 +85,35 @@ fn bounds(points: impl Iterator<Item = (f64, f64)>) -> (f64, f64, f64, f64) {
     (x0 - pad, x1 + pad, y0 - pad, y1 + pad)
 }
 
-/// Generated against target points in the first two coordinates.
-pub fn samples(
-    generated: &[f64],
-    target: &[f64],
-    dim: usize,
-    title: &str,
+type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// A square chart of the plane with a legend; `body` draws the series.
+fn plane_chart(
     path: &Path,
+    title: &str,
+    labels: (&str, &str),
+    bounds: (f64, f64, f64, f64),
+    body: impl FnOnce(
+        &mut ChartContext<'_, BitMapBackend<'_>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    ) -> DrawResult,
 ) -> Result<()> {
     register_font();
-    let xy = |v: &[f64]| -> Vec<(f64, f64)> { v.chunks(dim).map(|r| (r[0], r[1])).collect() };
-    let (g, t) = (xy(generated), xy(target));
-    let (x0, x1, y0, y1) = bounds(g.iter().chain(&t).copied());
+    let (x0, x1, y0, y1) = bounds;
     let root = BitMapBackend::new(path, (800, 800)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
-    let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let draw = || -> DrawResult {
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 22))
             .margin(14)
             .x_label_area_size(40)
             .y_label_area_size(50)
             .build_cartesian_2d(x0..x1, y0..y1)?;
-        chart.configure_mesh().x_desc("x1").y_desc("x2").draw()?;
-        for (points, label, color) in [
-            (&t, "target Q", RGBColor(150, 150, 150)),
-            (&g, "generated", BLUE),
-        ] {
-            let c = color;
-            chart
-                .draw_series(
-                    points
-                        .iter()
-                        .map(|&p| Circle::new(p, 1, c.mix(0.5).filled())),
-                )?
-                .label(label)
-                .legend(move |(x, y)| Circle::new((x + 10, y), 4, c.filled()));
-        }
+        chart
+            .configure_mesh()
+            .x_desc(labels.0)
+            .y_desc(labels.1)
+            .draw()?;
+        body(&mut chart)?;
         chart
             .configure_series_labels()
             .background_style(WHITE.mix(0.85))
@@ -131,46 +125,64 @@ pub fn samples(
     root.present().map_err(|e| plot_error(path, e))
 }
 
+/// Generated against target points in the first two coordinates.
+pub fn samples(
+    generated: &[f64],
+    target: &[f64],
+    dim: usize,
+    title: &str,
+    path: &Path,
+) -> Result<()> {
+    let xy = |v: &[f64]| -> Vec<(f64, f64)> { v.chunks(dim).map(|r| (r[0], r[1])).collect() };
+    let (g, t) = (xy(generated), xy(target));
+    let bounds = bounds(g.iter().chain(&t).copied());
+    plane_chart(path, title, ("x1", "x2"), bounds, |chart| {
+        for (points, label, color) in [
+            (&t, "target Q", RGBColor(150, 150, 150)),
+            (&g, "generated", BLUE),
+        ] {
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&p| Circle::new(p, 1, color.mix(0.5).filled())),
+                )?
+                .label(label)
+                .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+        }
+        Ok(())
+    })
+}
+
 /// A straight segment between two points of a figure.
 pub type Segment = ((f64, f64), (f64, f64));
 
 /// Learned paths (polylines through the Euler steps) against the exact
-/// straight segments `x0 -> y*(x0)`, first two coordinates.
+/// straight segments `x0 -> y*(x0)`, in two chosen coordinates.
 pub fn trajectories(
     learned: &[Vec<(f64, f64)>],
     exact: &[Segment],
     title: &str,
+    labels: (&str, &str),
     path: &Path,
 ) -> Result<()> {
-    register_font();
-    let (x0, x1, y0, y1) = bounds(
+    let bounds = bounds(
         learned
             .iter()
             .flatten()
             .copied()
             .chain(exact.iter().flat_map(|(a, b)| [*a, *b])),
     );
-    let root = BitMapBackend::new(path, (800, 800)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
-    let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 22))
-            .margin(14)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d(x0..x1, y0..y1)?;
-        chart.configure_mesh().x_desc("x1").y_desc("x2").draw()?;
-        let grey = RGBColor(200, 60, 60);
+    plane_chart(path, title, labels, bounds, |chart| {
+        let red = RGBColor(200, 60, 60);
         chart
             .draw_series(
                 exact
                     .iter()
-                    .map(|(a, b)| PathElement::new(vec![*a, *b], grey.stroke_width(3))),
+                    .map(|(a, b)| PathElement::new(vec![*a, *b], red.stroke_width(3))),
             )?
             .label("exact straight line x0 -> y*(x0)")
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(3))
-            });
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], red.stroke_width(3)));
         chart
             .draw_series(
                 learned
@@ -179,15 +191,8 @@ pub fn trajectories(
             )?
             .label("learned path (Euler steps)")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(1)));
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
         Ok(())
-    };
-    draw().map_err(|e| plot_error(path, e))?;
-    root.present().map_err(|e| plot_error(path, e))
+    })
 }
 
 /// A histogram (as a density) of `values`, e.g. the orthogonal coordinates of

@@ -105,7 +105,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Kinetic weight alpha.
     pub alpha: f64,
-    /// Lipschitz bound L of the gradient penalty.
+    /// Lipschitz bound L of the gradient penalty (`"inf"` without one).
+    #[serde(with = "crate::report::maybe_infinite")]
     pub lipschitz: f64,
     /// Weight of the gradient penalty.
     pub gp_weight: f64,
@@ -143,6 +144,7 @@ pub struct TrainConfig {
     /// A divergence estimate or kinetic energy above this, or a NaN anywhere,
     /// stops training as diverged (the losses themselves are only checked
     /// for NaN: the critic's values are defined up to a constant).
+    #[serde(with = "crate::report::maybe_infinite")]
     pub blowup: f64,
 }
 

@@ -163,6 +163,7 @@ pub fn train_and_compare(
             a + 1,
             b + 1
         ),
+        (&format!("x{}", a + 1), &format!("x{}", b + 1)),
         &out.join("trajectories.png"),
     )?;
     proxflow::neural::figures::run_figures(&out.join("train"))?;

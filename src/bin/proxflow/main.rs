@@ -17,6 +17,13 @@ use std::path::{Path, PathBuf};
 
 mod compare;
 mod train;
+mod validate;
+
+/// The demo's settings, shared with the pinwheel row of `proxflow validate`
+/// so that the two report the same numbers.
+const DEMO_GRID: usize = 96;
+const DEMO_GRID_ITERATIONS: usize = 300;
+const DEMO_NEURAL_ITERATIONS: usize = 5000;
 
 #[derive(Parser)]
 #[command(
@@ -67,6 +74,9 @@ enum Command {
     Train(Box<train::TrainArgs>),
     /// Generate samples from a trained run.
     Sample(train::SampleArgs),
+    /// Run the validation suite and regenerate validation/report.md,
+    /// validation/results.json and validation/figures/.
+    Validate(validate::ValidateArgs),
     /// Re-draw the figures of saved training runs (training curves of several
     /// runs on one chart per quantity).
     Plot(train::PlotArgs),
@@ -87,13 +97,13 @@ enum Command {
         #[arg(long, default_value = "out/demo")]
         out: PathBuf,
         /// Cells on the longest axis.
-        #[arg(long, default_value_t = 96)]
+        #[arg(long, default_value_t = DEMO_GRID)]
         grid: usize,
         /// Iterations at most of the grid solver.
-        #[arg(long, default_value_t = 300)]
+        #[arg(long, default_value_t = DEMO_GRID_ITERATIONS)]
         max_iterations: usize,
         /// Generator iterations of the neural flow.
-        #[arg(long, default_value_t = 5000)]
+        #[arg(long, default_value_t = DEMO_NEURAL_ITERATIONS)]
         iterations: usize,
         /// No progress bar.
         #[arg(long)]
@@ -603,6 +613,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train::train(*args)?,
         Command::Sample(args) => train::sample(args)?,
         Command::Plot(args) => train::plot(args)?,
+        Command::Validate(args) => validate::run(args)?,
         Command::Compare(args) => compare::run(*args)?,
         Command::Solve {
             case,

@@ -1,0 +1,504 @@
+//! `proxflow validate`: the validation suite. Runs every study and
+//! regenerates `validation/report.md`, `validation/results.json` and the
+//! figures in `validation/figures/`; the runs themselves (fields, checkpoints,
+//! samples) go to `validation/runs/`, which is not committed.
+
+use crate::{Study, run_study};
+use clap::Args;
+use proxflow::cases;
+use proxflow::compare::{GridReference, RadialReference, train_config_for};
+use proxflow::error::{Error, Result};
+use proxflow::exact::DiracCase;
+use proxflow::mfg::{DualSolver, Silent, Solver};
+use proxflow::neural::train::read_history;
+use proxflow::neural::{TrainConfig, Trainer, Variant};
+use proxflow::plot::{Axes, Series, lines};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Flags of `proxflow validate`.
+#[derive(Args)]
+pub struct ValidateArgs {
+    /// The reduced suite (under 10 minutes here).
+    #[arg(long)]
+    quick: bool,
+    /// Output folder.
+    #[arg(long, default_value = "validation")]
+    out: PathBuf,
+}
+
+/// Sizes of one suite.
+struct Plan {
+    closed_forms: Vec<(&'static str, Vec<usize>)>,
+    agreement_grids: Vec<usize>,
+    uniqueness: (usize, usize, usize),
+    straightness_grids: Vec<usize>,
+    ill_posed_grids: Vec<usize>,
+    ill_posed_alphas: Vec<f64>,
+    neural_iterations: usize,
+    variant_iterations: usize,
+    image_iterations: usize,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Plan {
+                closed_forms: vec![
+                    ("dirac-1d", vec![256, 512, 1024]),
+                    ("gauss-kl-1d", vec![256, 512]),
+                    ("dirac-2d", vec![32, 64, 128]),
+                    ("line-2d", vec![32, 64, 128]),
+                    ("shift-near-2d", vec![32, 64]),
+                ],
+                agreement_grids: vec![32, 64],
+                uniqueness: (3, 64, 32),
+                straightness_grids: vec![32, 64],
+                ill_posed_grids: vec![32, 64, 128],
+                ill_posed_alphas: vec![0.5, 0.05, 0.005],
+                neural_iterations: 2500,
+                variant_iterations: 1500,
+                image_iterations: 300,
+            }
+        } else {
+            Plan {
+                closed_forms: vec![
+                    ("dirac-1d", vec![256, 512, 1024, 2048]),
+                    ("gauss-kl-1d", vec![256, 512, 1024, 2048]),
+                    ("dirac-2d", vec![64, 128, 256]),
+                    ("line-2d", vec![64, 128, 256]),
+                    ("shift-near-2d", vec![32, 64, 128]),
+                ],
+                agreement_grids: vec![32, 64, 128],
+                uniqueness: (10, 128, 64),
+                straightness_grids: vec![32, 64, 128],
+                ill_posed_grids: vec![32, 64, 128, 256],
+                ill_posed_alphas: vec![0.5, 0.1, 0.01, 0.001],
+                neural_iterations: 5000,
+                variant_iterations: 15000,
+                image_iterations: 2000,
+            }
+        }
+    }
+}
+
+fn number(v: &Value) -> String {
+    match v {
+        Value::Number(n) => {
+            let x = n.as_f64().unwrap_or(f64::NAN);
+            if x.fract() == 0.0 && x.abs() < 1e6 {
+                format!("{x}")
+            } else if x.abs() >= 1e-2 && x.abs() < 1e4 {
+                format!("{x:.4}")
+            } else {
+                format!("{x:.2e}")
+            }
+        }
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A markdown table of `rows` (JSON objects) with the given columns.
+fn table(rows: &[Value], columns: &[&str]) -> String {
+    let mut s = format!(
+        "| {} |\n|{}\n",
+        columns.join(" | "),
+        "---|".repeat(columns.len())
+    );
+    for r in rows {
+        let cells: Vec<String> = columns.iter().map(|c| number(&r[*c])).collect();
+        s.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    s
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Config {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Copies the PNGs of `from` whose names pass `keep` into
+/// `figures/<name>-*.png`; returns their relative paths.
+fn collect_figures(
+    from: &Path,
+    figures: &Path,
+    name: &str,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(from)
+        .map_err(|e| Error::io(from, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "png"))
+        .filter(|p| keep(&p.file_name().expect("a file").to_string_lossy()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        let file = format!(
+            "{name}-{}",
+            p.file_name().expect("a file").to_string_lossy()
+        );
+        std::fs::copy(&p, figures.join(&file)).map_err(|e| Error::io(&p, e))?;
+        out.push(format!("figures/{file}"));
+    }
+    Ok(out)
+}
+
+fn images(paths: &[String]) -> String {
+    paths.iter().map(|p| format!("![{p}]({p})\n")).collect()
+}
+
+/// `proxflow validate`.
+pub fn run(args: ValidateArgs) -> Result<()> {
+    let started = Instant::now();
+    let plan = Plan::new(args.quick);
+    let out = args.out;
+    let runs = out.join("runs");
+    let figures = out.join("figures");
+    for d in [&runs, &figures] {
+        if d.exists() {
+            std::fs::remove_dir_all(d).map_err(|e| Error::io(d, e))?;
+        }
+        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    }
+    let mut results = serde_json::Map::new();
+    let mut report = format!(
+        "# proxflow validation report\n\nGenerated by `proxflow validate{}`; every number below comes from that run \
+         (machine: {} logical cores). Suite: {}.\n\n",
+        if args.quick { " --quick" } else { "" },
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        if args.quick {
+            "quick (reduced grids, starts and iterations)"
+        } else {
+            "full"
+        }
+    );
+
+    // 1. Closed forms.
+    println!("[1/8] closed forms");
+    let mut rows = Vec::new();
+    let mut series = Vec::new();
+    for (name, grids) in &plan.closed_forms {
+        let case = cases::builtin(name)?;
+        let exact = case.exact.map(|e| e.objective()).unwrap_or(f64::NAN);
+        let mut last: Option<(f64, f64)> = None;
+        let mut points = Vec::new();
+        for &cells in grids {
+            let grid = case.grid(cells)?;
+            let sol = DualSolver::default().solve(&case.problem, &grid, &mut Silent)?;
+            let d = &sol.diagnostics;
+            let error = (d.objective - exact).abs() / exact;
+            let order = last.map(|(e0, h0): (f64, f64)| (e0 / error).ln() / (h0 / grid.h).ln());
+            last = Some((error, grid.h));
+            points.push((grid.h, error));
+            rows.push(json!({"case": name, "grid": cells, "h": grid.h, "objective": d.objective, "exact": exact,
+                "relative_error": error, "observed_order": order, "duality_gap": d.duality_gap, "wall_time_s": d.wall_time_s}));
+        }
+        series.push(Series {
+            label: name.to_string(),
+            points,
+        });
+    }
+    let path = figures.join("closed-forms-error.png");
+    lines(
+        &series,
+        &Axes {
+            title: "dual solver against the closed forms",
+            x: "grid spacing h",
+            y: "relative error of J",
+            log_x: true,
+            log_y: true,
+        },
+        &path,
+    )?;
+    report.push_str("## 1. Closed-form cases (dual solver)\n\nRelative error of the objective J against math.md section 3, observed order in h.\n\n");
+    report.push_str(&table(
+        &rows,
+        &[
+            "case",
+            "grid",
+            "objective",
+            "exact",
+            "relative_error",
+            "observed_order",
+            "duality_gap",
+            "wall_time_s",
+        ],
+    ));
+    report.push_str(&format!(
+        "\n{}\n",
+        images(&["figures/closed-forms-error.png".into()])
+    ));
+    results.insert("closed_forms".into(), Value::Array(rows));
+
+    // 2-5. The verification studies (the same code as `proxflow verify`).
+    let studies: Vec<(&str, &str, Study)> = vec![
+        (
+            "agreement",
+            "2. Agreement of the three grid methods (line-2d)",
+            Study::Agreement {
+                case: "line-2d".into(),
+                grids: plan.agreement_grids.clone(),
+                methods: vec!["dual".into(), "eulerian".into(), "particles".into()],
+                out: runs.join("agreement"),
+            },
+        ),
+        (
+            "uniqueness",
+            "3. Uniqueness from random starts (line-2d)",
+            Study::Uniqueness {
+                case: "line-2d".into(),
+                grid: plan.uniqueness.1,
+                coarse_grid: plan.uniqueness.2,
+                starts: plan.uniqueness.0,
+                methods: vec!["dual".into(), "eulerian".into(), "particles".into()],
+                seed: 0,
+                out: runs.join("uniqueness"),
+            },
+        ),
+        (
+            "straightness",
+            "4. Straight characteristics (pinwheel-2d)",
+            Study::Straightness {
+                case: "pinwheel-2d".into(),
+                grids: plan.straightness_grids.clone(),
+                methods: vec!["dual".into(), "eulerian".into()],
+                agents: 24,
+                steps: 40,
+                out: runs.join("straightness"),
+            },
+        ),
+        (
+            "ill_posed",
+            "5. Ill-posedness without either proximal (line-2d)",
+            Study::IllPosed {
+                case: "line-2d".into(),
+                grids: plan.ill_posed_grids.clone(),
+                rounds: 10,
+                alphas: plan.ill_posed_alphas.clone(),
+                coarse_grid: 48,
+                starts: 5,
+                out: runs.join("ill-posed"),
+            },
+        ),
+    ];
+    for (k, (key, title, study)) in studies.into_iter().enumerate() {
+        println!("[{}/8] {title}", k + 2);
+        let dir = match &study {
+            Study::Agreement { out, .. }
+            | Study::Uniqueness { out, .. }
+            | Study::Straightness { out, .. }
+            | Study::IllPosed { out, .. } => out.clone(),
+        };
+        run_study(study)?;
+        let summary = read_json(&dir.join("summary.json"))?;
+        report.push_str(&format!("## {title}\n\n"));
+        let rows = |k: &str| summary[k].as_array().cloned().unwrap_or_default();
+        report.push_str(&match key {
+            "agreement" => table(&rows("rows"), &["method", "grid", "objective", "relative_error", "l1_to_dual", "sliced_w1_to_dual", "kinetic_energy"]),
+            "uniqueness" => format!("Largest pairwise L1 of rho_T: {}, of grad U(., 0) on the support of rho0: {} ({} starts).\n\n{}",
+                number(&summary["max_pairwise_l1"]), number(&summary["max_pairwise_grad_u"]), number(&summary["starts"]),
+                table(&rows("methods"), &["method", "grid", "max_pairwise_l1", "max_pairwise_blurred_l1", "max_pairwise_grad_u", "wall_time_s"])),
+            "straightness" => table(&rows("rows"), &["method", "grid", "agents", "straightness_median", "straightness_p99", "speed_violation_fraction", "max_speed", "speed_bound"]),
+            _ => format!("Without W1 (rows with L = inf) the Lipschitz constant of U(., T) grows with order {} in 1/h.\n\n{}\nWithout W2 (particles, random starts):\n\n{}",
+                number(&summary["lipschitz_growth_order"]),
+                table(&rows("rows"), &["grid", "lipschitz_bound", "lipschitz_terminal", "objective", "kinetic_energy", "max_speed"]),
+                table(&rows("no_w2"), &["alpha", "starts", "trajectory_spread", "terminal_spread", "objective"])),
+        });
+        report.push_str(&format!(
+            "\n{}\n",
+            images(&collect_figures(&dir, &figures, key, |_| true)?)
+        ));
+        results.insert(key.into(), summary);
+    }
+
+    // 6. Neural against exact.
+    println!("[6/8] neural flow against the exact solution");
+    report.push_str("## 6. Neural flow against the exact solution\n\n");
+    let mut neural = Vec::new();
+    let exact_runs: Vec<(&str, usize, usize)> =
+        vec![("dirac", 2, 0), ("subspace", 7, 2), ("subspace", 12, 2)];
+    for (data, dim, offset) in exact_runs {
+        let mut c = TrainConfig::paper(data, dim);
+        c.iterations = plan.neural_iterations;
+        c.potential_learning_rate = 1e-3;
+        let reference = RadialReference {
+            case: DiracCase {
+                dim: dim - offset,
+                alpha: c.alpha,
+                horizon: c.horizon,
+                lipschitz: c.lipschitz,
+            },
+            offset,
+        };
+        let name = format!("{data}-{dim}d");
+        let dir = runs.join(&name);
+        let comparison = crate::compare::train_and_compare(
+            &name,
+            c,
+            &reference,
+            "closed form",
+            &dir,
+            5000,
+            true,
+        )?;
+        neural.push(
+            json!({"run": name, "iterations": plan.neural_iterations, "comparison": comparison}),
+        );
+    }
+    let case = cases::builtin("pinwheel-2d")?;
+    // The demo's settings, so that `proxflow demo` reproduces this row.
+    let grid = case.grid(crate::DEMO_GRID)?;
+    let options = proxflow::mfg::DualOptions {
+        max_iterations: crate::DEMO_GRID_ITERATIONS,
+        ..Default::default()
+    };
+    let solution = DualSolver::new(options).solve(&case.problem, &grid, &mut Silent)?;
+    let mut c = train_config_for(&case.problem, "pinwheel")?;
+    c.iterations = crate::DEMO_NEURAL_ITERATIONS;
+    let reference = GridReference::new(&solution)?;
+    let comparison = crate::compare::train_and_compare(
+        "pinwheel-2d",
+        c,
+        &reference,
+        "grid (dual solver)",
+        &runs.join("pinwheel-2d"),
+        5000,
+        true,
+    )?;
+    neural.push(json!({"run": "pinwheel-2d", "iterations": crate::DEMO_NEURAL_ITERATIONS, "comparison": comparison}));
+    let flat: Vec<Value> = neural.iter().map(|n| {
+        let c = &n["comparison"];
+        json!({"run": n["run"], "iterations": n["iterations"], "energy_distance": c["terminal_law"]["energy_distance"],
+            "noise_floor": c["terminal_law"]["noise_floor_energy"], "endpoint_rms": c["endpoint_rms"], "gradient0_relative": c["gradient0_relative"],
+            "kinetic": c["learned"]["kinetic"], "kinetic_exact": c["reference"]["kinetic"], "straightness_median": c["straightness_median"],
+            "speed_violation_fraction": c["speed_violation_fraction"]})
+    }).collect();
+    report.push_str(&table(
+        &flat,
+        &[
+            "run",
+            "iterations",
+            "energy_distance",
+            "noise_floor",
+            "endpoint_rms",
+            "gradient0_relative",
+            "kinetic",
+            "kinetic_exact",
+            "straightness_median",
+            "speed_violation_fraction",
+        ],
+    ));
+    for name in ["subspace-7d", "pinwheel-2d"] {
+        let mut figs = collect_figures(&runs.join(name), &figures, name, |_| true)?;
+        figs.extend(collect_figures(
+            &runs.join(name).join("train"),
+            &figures,
+            &format!("{name}-train"),
+            |f| f.contains("samples") || f.contains("orthogonal"),
+        )?);
+        report.push_str(&format!("\n{}", images(&figs)));
+    }
+    results.insert("neural_vs_exact".into(), Value::Array(neural));
+
+    // 7-8. Variants in 7-D and on images.
+    let variant_section = |title: &str,
+                           key: &str,
+                           data: &str,
+                           dim: Option<usize>,
+                           iterations: usize,
+                           report: &mut String|
+     -> Result<Value> {
+        report.push_str(&format!("\n## {title}\n\n"));
+        let mut rows = Vec::new();
+        let mut curves = Vec::new();
+        for (name, variant) in Variant::ALL {
+            let dim = dim.unwrap_or_else(|| {
+                proxflow::neural::target::Target::load(data, None, 1, 0)
+                    .map(|t| t.dim)
+                    .unwrap_or(2)
+            });
+            let mut c = TrainConfig::paper(data, dim);
+            c.variant = variant;
+            c.iterations = iterations;
+            c.eval_every = (iterations / 20).max(10);
+            if !variant.penalised() {
+                c.lipschitz = f64::INFINITY;
+            }
+            let dir = runs.join(format!("{key}-{name}"));
+            let summary = Trainer::new(c)?.run(&dir, &mut proxflow::neural::Quiet)?;
+            proxflow::neural::figures::run_figures(&dir)?;
+            let last = summary.final_diagnostics.clone();
+            rows.push(json!({"variant": name, "status": match &summary.status { proxflow::neural::Status::Completed => "completed".to_string(),
+                    proxflow::neural::Status::Diverged { iteration, .. } => format!("diverged at {iteration}") },
+                "divergence": last.as_ref().map(|r| r.divergence), "kinetic": last.as_ref().map(|r| r.kinetic),
+                "max_speed": last.as_ref().map(|r| r.max_speed), "wall_time_s": summary.wall_seconds}));
+            curves.push((name.to_string(), read_history(&dir.join("history.csv"))?));
+        }
+        let chart_dir = runs.join(key);
+        std::fs::create_dir_all(&chart_dir).map_err(|e| Error::io(&chart_dir, e))?;
+        proxflow::neural::figures::training_curves(&curves, &chart_dir)?;
+        report.push_str(&table(
+            &rows,
+            &[
+                "variant",
+                "status",
+                "divergence",
+                "kinetic",
+                "max_speed",
+                "wall_time_s",
+            ],
+        ));
+        let mut figs = collect_figures(&chart_dir, &figures, key, |_| true)?;
+        if data == "mnist" {
+            for (name, _) in Variant::ALL {
+                figs.extend(collect_figures(
+                    &runs.join(format!("{key}-{name}")),
+                    &figures,
+                    &format!("{key}-{name}"),
+                    |f| f.contains("samples"),
+                )?);
+            }
+        }
+        report.push_str(&format!("\n{}", images(&figs)));
+        Ok(Value::Array(rows))
+    };
+    println!("[7/8] the four variants, pinwheel in 7-D");
+    let v7 = variant_section(
+        "7. The four variants, pinwheel in 7-D",
+        "variants-7d",
+        "pinwheel",
+        Some(7),
+        plan.variant_iterations,
+        &mut report,
+    )?;
+    results.insert("variants_7d".into(), v7);
+    println!("[8/8] the four variants, MNIST subset (784-D)");
+    let vm = variant_section(
+        "8. The four variants on images (MNIST subset, 784-D)",
+        "mnist",
+        "mnist",
+        None,
+        plan.image_iterations,
+        &mut report,
+    )?;
+    results.insert("mnist".into(), vm);
+
+    let wall = started.elapsed().as_secs_f64();
+    report.push_str(&format!("\nTotal wall time: {wall:.0} s.\n"));
+    results.insert("wall_time_s".into(), json!(wall));
+    results.insert("quick".into(), json!(args.quick));
+    proxflow::report::write_json(&out.join("results.json"), &Value::Object(results))?;
+    let path = out.join("report.md");
+    std::fs::write(&path, report).map_err(|e| Error::io(&path, e))?;
+    println!("wrote {} ({wall:.0} s)", path.display());
+    Ok(())
+}
