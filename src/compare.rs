@@ -217,6 +217,12 @@ pub struct Comparison {
     pub sample_paths: Vec<PathPair>,
     /// The plot coordinates.
     pub plot_axes: (usize, usize),
+    /// Learned terminal points (row-major), for the figure.
+    #[serde(skip)]
+    pub learned_terminal: Vec<f64>,
+    /// Reference terminal points (row-major), for the figure.
+    #[serde(skip)]
+    pub reference_terminal: Vec<f64>,
 }
 
 /// A learned path (one point per Euler step) and the exact segment `x0 -> y*(x0)`.
@@ -372,6 +378,8 @@ pub fn compare(
         },
         sample_paths,
         plot_axes: (a, b),
+        learned_terminal: xt,
+        reference_terminal: reference_sample,
     })
 }
 

@@ -125,11 +125,13 @@ fn plane_chart(
     root.present().map_err(|e| plot_error(path, e))
 }
 
-/// Generated against target points in the first two coordinates.
+/// Generated against reference points (labelled `reference_label`) in the
+/// first two coordinates.
 pub fn samples(
     generated: &[f64],
     target: &[f64],
     dim: usize,
+    reference_label: &str,
     title: &str,
     path: &Path,
 ) -> Result<()> {
@@ -138,7 +140,7 @@ pub fn samples(
     let bounds = bounds(g.iter().chain(&t).copied());
     plane_chart(path, title, ("x1", "x2"), bounds, |chart| {
         for (points, label, color) in [
-            (&t, "target Q", RGBColor(150, 150, 150)),
+            (&t, reference_label, RGBColor(150, 150, 150)),
             (&g, "generated", BLUE),
         ] {
             chart
@@ -335,7 +337,7 @@ pub fn run_figures(dir: &Path) -> Result<Vec<PathBuf>> {
                 config.data,
                 config.variant.name()
             );
-            samples(&generated.values, &reference, d, &title, &path)?
+            samples(&generated.values, &reference, d, "target Q", &title, &path)?
         }
     }
     written.push(path);

@@ -166,6 +166,14 @@ pub fn train_and_compare(
         (&format!("x{}", a + 1), &format!("x{}", b + 1)),
         &out.join("trajectories.png"),
     )?;
+    proxflow::neural::figures::samples(
+        &comparison.learned_terminal,
+        &comparison.reference_terminal,
+        trainer.config.dim,
+        "reference rho_T",
+        &format!("{case}: learned against reference terminal law"),
+        &out.join("terminal-laws.png"),
+    )?;
     proxflow::neural::figures::run_figures(&out.join("train"))?;
     print_table(case, trainer.config.dim, &comparison);
     Ok(comparison)
