@@ -156,6 +156,10 @@ fn bad_training_input_is_a_clear_error() {
         ),
         (vec!["train", "--data", "pinwheel", "--batch", "0"], "batch"),
         (
+            vec!["train", "--data", "pinwheel", "--lr-decay", "0"],
+            "lr-decay",
+        ),
+        (
             vec!["train", "--data", "digits", "--dim", "7"],
             "dimension mismatch",
         ),

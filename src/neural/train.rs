@@ -131,6 +131,10 @@ pub struct TrainConfig {
     pub potential_learning_rate: f64,
     /// Adam betas.
     pub betas: (f64, f64),
+    /// Both learning rates are multiplied by `lr_decay^(k/iterations)` at
+    /// iteration k (1: constant, as in the paper).
+    #[serde(default = "no_decay")]
+    pub lr_decay: f64,
     /// Diagnostics every this many iterations.
     pub eval_every: usize,
     /// Source points of each evaluation.
@@ -146,6 +150,10 @@ pub struct TrainConfig {
     /// for NaN: the critic's values are defined up to a constant).
     #[serde(with = "crate::report::maybe_infinite")]
     pub blowup: f64,
+}
+
+fn no_decay() -> f64 {
+    1.0
 }
 
 impl TrainConfig {
@@ -175,6 +183,7 @@ impl TrainConfig {
             critic_learning_rate: 2e-5,
             potential_learning_rate: 1e-4,
             betas: (0.5, 0.9),
+            lr_decay: 1.0,
             eval_every: 250,
             eval_samples: 2000,
             final_samples: 5000,
@@ -208,6 +217,13 @@ impl TrainConfig {
         require_positive("critic learning rate", self.critic_learning_rate)?;
         require_positive("potential learning rate", self.potential_learning_rate)?;
         require_positive("blowup", self.blowup)?;
+        if !(self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
+            return Err(Error::invalid(
+                "lr-decay",
+                self.lr_decay,
+                "must lie in (0, 1] (the final fraction of the learning rates)",
+            ));
+        }
         for (name, b) in [("beta1", self.betas.0), ("beta2", self.betas.1)] {
             if !(0.0..1.0).contains(&b) {
                 return Err(Error::invalid(name, b, "must lie in [0, 1)"));
@@ -547,6 +563,11 @@ impl Trainer {
     pub fn iterate(&mut self) -> (f64, f64) {
         let c = &self.config;
         let (b, steps, f) = (c.batch, c.critic_steps, c.divergence);
+        let factor = c
+            .lr_decay
+            .powf(self.iteration as f64 / c.iterations.max(1) as f64);
+        self.critic_adam.learning_rate = c.critic_learning_rate * factor;
+        self.potential_adam.learning_rate = c.potential_learning_rate * factor;
         // The generator is fixed during the critic steps, so all their flows run at once.
         let x0 = self.source(b * steps);
         let terminal = terminal_points(&self.potential, x0, &self.spec, self.config.threads);

@@ -30,6 +30,9 @@ pub struct CompareArgs {
     /// paths too slowly for 5,000 iterations; see the README).
     #[arg(long, default_value_t = 1e-3)]
     lr_potential: f64,
+    /// Final fraction of both learning rates (exponential decay; 1 = constant).
+    #[arg(long, default_value_t = 1.0)]
+    lr_decay: f64,
     /// Cells of the grid solve (grid cases).
     #[arg(long, default_value_t = 128)]
     grid: usize,
@@ -98,6 +101,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
     };
     config.iterations = args.iterations;
     config.potential_learning_rate = args.lr_potential;
+    config.lr_decay = args.lr_decay;
     config.seed = args.seed;
     config.backend = args.backend;
     config.validate()?;

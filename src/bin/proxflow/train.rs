@@ -73,6 +73,9 @@ pub struct TrainArgs {
     /// Adam learning rate of the discriminator.
     #[arg(long)]
     lr_critic: Option<f64>,
+    /// Final fraction of both learning rates (exponential decay; 1 = constant).
+    #[arg(long)]
+    lr_decay: Option<f64>,
     /// Worker threads of the flows (part of the reproducible configuration).
     #[arg(long)]
     threads: Option<usize>,
@@ -119,6 +122,7 @@ impl TrainArgs {
         set(&mut c.potential_learning_rate, self.lr_potential);
         set(&mut c.critic_learning_rate, self.lr_critic);
         set(&mut c.threads, self.threads);
+        set(&mut c.lr_decay, self.lr_decay);
         set(&mut c.blowup, self.blowup);
         set(&mut c.eval_every, self.eval_every);
         set(&mut c.checkpoint_every, self.checkpoint_every);
