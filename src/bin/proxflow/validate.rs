@@ -75,7 +75,7 @@ impl Plan {
                 straightness_grids: vec![32, 64, 128],
                 ill_posed_grids: vec![32, 64, 128, 256],
                 ill_posed_alphas: vec![0.5, 0.1, 0.01, 0.001],
-                neural_iterations: 5000,
+                neural_iterations: 10000,
                 variant_iterations: 15000,
                 image_iterations: 2000,
             }
