@@ -44,11 +44,7 @@ pub fn training_curves(runs: &[(String, Vec<Record>)], dir: &Path) -> Result<Vec
         // Log axes when nearly all values are positive and span two decades
         // (the few non-positive ones, such as an untrained critic's estimate, are dropped).
         let positive: Vec<f64> = values.iter().copied().filter(|v| *v > 0.0).collect();
-        let (lo, hi) = positive
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-                (a.min(*v), b.max(*v))
-            });
+        let (lo, hi) = min_max(positive.iter().copied());
         let log_y = positive.len() as f64 >= 0.9 * values.len() as f64 && hi > 100.0 * lo;
         let title = format!("{label} during training");
         let path = dir.join(format!("curves-{name}.png"));
@@ -68,28 +64,42 @@ pub fn training_curves(runs: &[(String, Vec<Record>)], dir: &Path) -> Result<Vec
     Ok(written)
 }
 
-fn bounds(points: impl Iterator<Item = (f64, f64)>) -> (f64, f64, f64, f64) {
-    let (mut x0, mut x1, mut y0, mut y1) = (
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-    );
-    for (x, y) in points.filter(|(x, y)| x.is_finite() && y.is_finite()) {
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-        y0 = y0.min(y);
-        y1 = y1.max(y);
-    }
+/// Smallest and largest of the finite values (infinities when there are none).
+fn min_max(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        })
+}
+
+fn bounds(points: impl Iterator<Item = (f64, f64)> + Clone) -> (f64, f64, f64, f64) {
+    let finite = points.filter(|(x, y)| x.is_finite() && y.is_finite());
+    let (x0, x1) = min_max(finite.clone().map(|p| p.0));
+    let (y0, y1) = min_max(finite.map(|p| p.1));
     let pad = 0.05 * (x1 - x0).max(y1 - y0).max(1e-9);
     (x0 - pad, x1 + pad, y0 - pad, y1 + pad)
 }
 
 type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
-/// A square chart of the plane with a legend; `body` draws the series.
-fn plane_chart(
+/// Pixel size and label-area widths of a chart.
+struct Canvas {
+    size: (u32, u32),
+    label_areas: (u32, u32),
+}
+
+/// A square chart of the plane.
+const PLANE: Canvas = Canvas {
+    size: (800, 800),
+    label_areas: (40, 50),
+};
+
+/// A chart with axes `[x0, x1] x [y0, y1]` (`bounds`) and a legend; `body`
+/// draws the series.
+fn chart(
     path: &Path,
+    canvas: Canvas,
     title: &str,
     labels: (&str, &str),
     bounds: (f64, f64, f64, f64),
@@ -99,14 +109,14 @@ fn plane_chart(
 ) -> Result<()> {
     register_font();
     let (x0, x1, y0, y1) = bounds;
-    let root = BitMapBackend::new(path, (800, 800)).into_drawing_area();
+    let root = BitMapBackend::new(path, canvas.size).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
     let draw = || -> DrawResult {
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 22))
             .margin(14)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
+            .x_label_area_size(canvas.label_areas.0)
+            .y_label_area_size(canvas.label_areas.1)
             .build_cartesian_2d(x0..x1, y0..y1)?;
         chart
             .configure_mesh()
@@ -138,7 +148,7 @@ pub fn samples(
     let xy = |v: &[f64]| -> Vec<(f64, f64)> { v.chunks(dim).map(|r| (r[0], r[1])).collect() };
     let (g, t) = (xy(generated), xy(target));
     let bounds = bounds(g.iter().chain(&t).copied());
-    plane_chart(path, title, ("x1", "x2"), bounds, |chart| {
+    chart(path, PLANE, title, ("x1", "x2"), bounds, |chart| {
         for (points, label, color) in [
             (&t, reference_label, RGBColor(150, 150, 150)),
             (&g, "generated", BLUE),
@@ -175,7 +185,7 @@ pub fn trajectories(
             .copied()
             .chain(exact.iter().flat_map(|(a, b)| [*a, *b])),
     );
-    plane_chart(path, title, labels, bounds, |chart| {
+    chart(path, PLANE, title, labels, bounds, |chart| {
         let red = RGBColor(200, 60, 60);
         chart
             .draw_series(
@@ -200,13 +210,8 @@ pub fn trajectories(
 /// A histogram (as a density) of `values`, e.g. the orthogonal coordinates of
 /// generated samples, which should be a spike at 0.
 pub fn histogram(values: &[f64], title: &str, x_label: &str, path: &Path) -> Result<()> {
-    register_font();
     let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    let (lo, hi) = finite
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-            (a.min(*v), b.max(*v))
-        });
+    let (lo, hi) = min_max(finite.iter().copied());
     let (lo, hi) = if hi > lo {
         (lo, hi)
     } else {
@@ -220,20 +225,12 @@ pub fn histogram(values: &[f64], title: &str, x_label: &str, path: &Path) -> Res
     }
     let scale = 1.0 / (finite.len().max(1) as f64 * width);
     let top = counts.iter().fold(0.0f64, |a, c| a.max(*c)) * scale;
-    let root = BitMapBackend::new(path, (900, 600)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
-    let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 22))
-            .margin(14)
-            .x_label_area_size(45)
-            .y_label_area_size(70)
-            .build_cartesian_2d(lo..hi, 0.0..top * 1.05)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc("density")
-            .draw()?;
+    let canvas = Canvas {
+        size: (900, 600),
+        label_areas: (45, 70),
+    };
+    let bounds = (lo, hi, 0.0, top * 1.05);
+    chart(path, canvas, title, (x_label, "density"), bounds, |chart| {
         chart
             .draw_series(counts.iter().enumerate().map(|(k, c)| {
                 let a = lo + k as f64 * width;
@@ -241,15 +238,8 @@ pub fn histogram(values: &[f64], title: &str, x_label: &str, path: &Path) -> Res
             }))?
             .label(format!("{} values", finite.len()))
             .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], BLUE.mix(0.6).filled()));
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
         Ok(())
-    };
-    draw().map_err(|e| plot_error(path, e))?;
-    root.present().map_err(|e| plot_error(path, e))
+    })
 }
 
 /// Generated images (pixels in [0, 1], clipped) as a `rows x cols` grid.
