@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::exact::DiracCase;
-use crate::metrics::{energy_distance, sliced_w2};
+use crate::metrics::{distance, energy_distance, rms, sliced_w2};
 use crate::mfg::Solution;
 use crate::neural::flow::{FlowSpec, flow, host_values, with_time};
 use crate::neural::mlp::matrix;
@@ -239,11 +239,6 @@ pub struct Costs {
     pub objective: f64,
 }
 
-fn rms(values: impl Iterator<Item = f64>) -> f64 {
-    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v * v, n + 1));
-    (sum / n.max(1) as f64).sqrt()
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -288,15 +283,10 @@ pub fn compare(
     let mut straightness: Vec<f64> = (0..n)
         .filter_map(|i| {
             let point = |k: usize| &path[k][i * d..(i + 1) * d];
-            let dist = |a: &[f64], b: &[f64]| {
-                a.iter()
-                    .zip(b)
-                    .map(|(u, v)| (u - v).powi(2))
-                    .sum::<f64>()
-                    .sqrt()
-            };
-            let chord = dist(point(0), point(path.len() - 1));
-            let length: f64 = (1..path.len()).map(|k| dist(point(k - 1), point(k))).sum();
+            let chord = distance(point(0), point(path.len() - 1));
+            let length: f64 = (1..path.len())
+                .map(|k| distance(point(k - 1), point(k)))
+                .sum();
             (chord > 1e-3).then(|| length / chord - 1.0)
         })
         .collect();
@@ -345,23 +335,17 @@ pub fn compare(
             noise_floor_energy: rms(pairs.iter().map(|p| p.0)),
             noise_floor_sliced_w2: rms(pairs.iter().map(|p| p.1)),
         },
-        gradient0_rms: rms(grad0.chunks(d).zip(exact_grad.chunks(d)).map(|(a, b)| {
-            a.iter()
-                .zip(b)
-                .map(|(u, v)| (u - v).powi(2))
-                .sum::<f64>()
-                .sqrt()
-        })),
+        gradient0_rms: rms(grad0
+            .chunks(d)
+            .zip(exact_grad.chunks(d))
+            .map(|(a, b)| distance(a, b))),
         gradient0_relative: rms(grad0.iter().zip(&exact_grad).map(|(a, b)| a - b))
             / rms(exact_grad.iter().copied()).max(1e-12),
         value0_rms: rms(u0.iter().zip(&exact_u0).map(|(a, b)| a - b - offset)),
-        endpoint_rms: rms(xt.chunks(d).zip(exact_map.chunks(d)).map(|(a, b)| {
-            a.iter()
-                .zip(b)
-                .map(|(u, v)| (u - v).powi(2))
-                .sum::<f64>()
-                .sqrt()
-        })),
+        endpoint_rms: rms(xt
+            .chunks(d)
+            .zip(exact_map.chunks(d))
+            .map(|(a, b)| distance(a, b))),
         straightness_median: percentile(&straightness, 0.5),
         straightness_p99: percentile(&straightness, 0.99),
         speed_violation_fraction: speed.iter().filter(|s| **s > 1.01 * bound).count() as f64

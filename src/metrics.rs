@@ -15,6 +15,17 @@ fn distance_sq(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 
+/// Euclidean distance of two points.
+pub fn distance(a: &[f64], b: &[f64]) -> f64 {
+    distance_sq(a, b).sqrt()
+}
+
+/// Root mean square of the values (0 for none).
+pub fn rms(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v * v, n + 1));
+    (sum / n.max(1) as f64).sqrt()
+}
+
 /// Mean of `kernel(|a_i - b_j|^2)` over all pairs, or over `i != j` when `same`.
 fn pair_mean(
     a: &[f64],

@@ -60,6 +60,15 @@ pub fn write_json(path: &Path, value: &Value) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
+/// Reads a JSON file written by [`write_json`].
+pub fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Config {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
 /// A short human-readable table of a summary.
 pub fn table(summary: &Value) -> String {
     let rows = [

@@ -287,7 +287,6 @@ pub fn image_grid(
 /// target samples (or a grid of generated images), and for embedded data the
 /// density of the orthogonal coordinates. Returns the files written.
 pub fn run_figures(dir: &Path) -> Result<Vec<PathBuf>> {
-    use crate::neural::target::Target;
     use crate::neural::train::{read_history, read_run_config};
     let config = read_run_config(dir)?;
     let history = read_history(&dir.join("history.csv"))?;
@@ -297,12 +296,7 @@ pub fn run_figures(dir: &Path) -> Result<Vec<PathBuf>> {
         return Ok(written);
     }
     let generated = crate::neural::target::read_npy_points(&samples_path)?;
-    let target = Target::load(
-        &config.data,
-        Some(config.dim),
-        config.test_size,
-        config.seed,
-    )?;
+    let target = config.target()?;
     let d = config.dim;
     let path = dir.join("samples.png");
     match target.image_side {

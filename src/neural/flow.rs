@@ -9,8 +9,8 @@
 //! log-mean-exp, for W1 the mean, otherwise `nu*` solved on the host and held
 //! fixed (by the envelope theorem the gradient in phi is then exact).
 
+use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
-use burn::tensor::{Tensor, TensorData};
 
 use crate::divergence::FDivergence;
 use crate::error::{Error, Result, require_positive};
@@ -204,13 +204,4 @@ pub fn divergence_estimate(f: FDivergence, phi_p: Tensor<2>, phi_q: Tensor<2>) -
 pub fn gradient_penalty(critic: &Mlp, z: Tensor<2>, lipschitz: f64) -> Tensor<1> {
     let g = critic.input_gradient(z);
     relu(g.square().sum_dim(1).sub_scalar(lipschitz * lipschitz)).mean()
-}
-
-/// Rows as a host-side f64 matrix turned into a tensor like `like`.
-pub fn tensor_like(values: Vec<f64>, rows: usize, like: &Tensor<2>) -> Tensor<2> {
-    let cols = values.len() / rows.max(1);
-    Tensor::from_data(
-        TensorData::new(values, [rows, cols]),
-        (&like.device(), like.dtype()),
-    )
 }

@@ -27,7 +27,7 @@ use crate::neural::adam::Adam;
 use crate::neural::checkpoint::{self, Checkpoint};
 use crate::neural::compute::{BackendKind, Compute, Precision};
 use crate::neural::flow::{
-    FlowSpec, divergence_estimate, flow, gradient_penalty, host_values, on_row_blocks, tensor_like,
+    FlowSpec, divergence_estimate, flow, gradient_penalty, host_values, on_row_blocks,
     terminal_points, with_time,
 };
 use crate::neural::mlp::{Activation, Mlp, layer_sizes};
@@ -259,6 +259,11 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// The target with its held-out set, as this run splits it.
+    pub fn target(&self) -> Result<Target> {
+        Target::load(&self.data, Some(self.dim), self.test_size, self.seed)
+    }
+
     /// The flow's time discretisation.
     pub fn flow_spec(&self) -> Result<FlowSpec> {
         FlowSpec::new(self.alpha, self.horizon, self.dt)
@@ -402,13 +407,11 @@ pub fn read_history(path: &Path) -> Result<Vec<Record>> {
 /// The configuration stored in a run folder's `summary.json`.
 pub fn read_run_config(dir: &Path) -> Result<TrainConfig> {
     let path = dir.join("summary.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let bad = |message: String| Error::Config {
-        path: path.clone(),
-        message,
-    };
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-    serde_json::from_value(value["config"].clone()).map_err(|e| bad(format!("config: {e}")))
+    let value = crate::report::read_json(&path)?;
+    serde_json::from_value(value["config"].clone()).map_err(|e| Error::Config {
+        path,
+        message: format!("config: {e}"),
+    })
 }
 
 /// How a run ended.
@@ -481,12 +484,7 @@ impl Trainer {
     /// A fresh run on an already opened device.
     pub fn on(config: TrainConfig, compute: Compute) -> Result<Self> {
         config.validate()?;
-        let target = Target::load(
-            &config.data,
-            Some(config.dim),
-            config.test_size,
-            config.seed,
-        )?;
+        let target = config.target()?;
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let d = config.dim;
         let potential = Mlp::glorot(
@@ -581,7 +579,8 @@ impl Trainer {
                 divergence_estimate(f, critic.forward(xt.clone()), critic.forward(y.clone())).neg();
             if self.config.variant.penalised() {
                 let u: Vec<f64> = (0..b).map(|_| self.rng.random::<f64>()).collect();
-                let u = tensor_like(u, b, &xt);
+                let u =
+                    crate::neural::mlp::matrix(u, b, 1, &self.compute.device, self.compute.dtype);
                 let z = y * u.clone() + xt * u.neg().add_scalar(1.0);
                 loss = loss
                     + gradient_penalty(&critic, z, self.config.lipschitz)
@@ -632,8 +631,8 @@ impl Trainer {
     }
 
     /// The evaluation source points (the same at every evaluation).
-    fn eval_source(&self, n: usize, stream: u64) -> Tensor<2> {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ stream);
+    fn eval_source(&self, n: usize) -> Tensor<2> {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ EVAL_STREAM);
         let x = source_sample(n, self.config.dim, &mut rng);
         self.matrix(x, n)
     }
@@ -642,7 +641,7 @@ impl Trainer {
     pub fn evaluate(&self, wall_seconds: f64) -> Record {
         let c = &self.config;
         let (d, alpha, f) = (c.dim, c.alpha, c.divergence);
-        let x0 = self.eval_source(c.eval_samples, EVAL_STREAM);
+        let x0 = self.eval_source(c.eval_samples);
         let mut hjb = Vec::new();
         let mut speeds = Vec::new();
         let (xt, kinetic) = flow(&self.potential, x0.clone(), &self.spec, |_, _, g| {
@@ -747,10 +746,11 @@ impl Trainer {
                     )
                 })
                 .collect();
-            let rms = |f: fn(&(f64, f64)) -> f64| {
-                (pairs.iter().map(|p| f(p).powi(2)).sum::<f64>() / 3.0).sqrt()
-            };
-            (rms(|p| p.0), rms(|p| p.1))
+            use crate::metrics::rms;
+            (
+                rms(pairs.iter().map(|p| p.0)),
+                rms(pairs.iter().map(|p| p.1)),
+            )
         };
         TerminalLaw {
             samples: n,

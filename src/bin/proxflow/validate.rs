@@ -115,14 +115,6 @@ fn table(rows: &[Value], columns: &[&str]) -> String {
     s
 }
 
-fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Config {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
-}
-
 /// Copies the PNGs of `from` whose names pass `keep` into
 /// `figures/<name>-*.png`; returns their relative paths.
 fn collect_figures(
@@ -299,7 +291,7 @@ pub fn run(args: ValidateArgs) -> Result<()> {
             | Study::IllPosed { out, .. } => out.clone(),
         };
         run_study(study)?;
-        let summary = read_json(&dir.join("summary.json"))?;
+        let summary = proxflow::report::read_json(&dir.join("summary.json"))?;
         report.push_str(&format!("## {title}\n\n"));
         let rows = |k: &str| summary[k].as_array().cloned().unwrap_or_default();
         report.push_str(&match key {
@@ -413,7 +405,7 @@ pub fn run(args: ValidateArgs) -> Result<()> {
     let variant_section = |title: &str,
                            key: &str,
                            data: &str,
-                           dim: Option<usize>,
+                           dim: usize,
                            iterations: usize,
                            report: &mut String|
      -> Result<Value> {
@@ -421,11 +413,6 @@ pub fn run(args: ValidateArgs) -> Result<()> {
         let mut rows = Vec::new();
         let mut curves = Vec::new();
         for (name, variant) in Variant::ALL {
-            let dim = dim.unwrap_or_else(|| {
-                proxflow::neural::target::Target::load(data, None, 1, 0)
-                    .map(|t| t.dim)
-                    .unwrap_or(2)
-            });
             let mut c = TrainConfig::paper(data, dim);
             c.variant = variant;
             c.iterations = iterations;
@@ -476,7 +463,7 @@ pub fn run(args: ValidateArgs) -> Result<()> {
         "7. The four variants, pinwheel in 7-D",
         "variants-7d",
         "pinwheel",
-        Some(7),
+        7,
         plan.variant_iterations,
         &mut report,
     )?;
@@ -486,7 +473,7 @@ pub fn run(args: ValidateArgs) -> Result<()> {
         "8. The four variants on images (MNIST subset, 784-D)",
         "mnist",
         "mnist",
-        None,
+        proxflow::neural::target::Target::load("mnist", None, 1, 0)?.dim,
         plan.image_iterations,
         &mut report,
     )?;
