@@ -177,10 +177,28 @@ fn log_partitions_are_the_variational_forms() {
             .fold(f64::INFINITY, f64::min);
         assert!((lambda - brute).abs() < 1e-6, "{f}: {lambda} vs {brute}");
     }
-    // Reverse KL really is reverse KL: D(P||Q) = E_Q[-log(dP/dQ)], here with phi the optimal
-    // discriminator of two point sets the estimate is below the divergence and positive.
-    let p_lambda = scalar(log_partition(FDivergence::ReverseKl, phi.clone()));
-    assert!(p_lambda > values.iter().sum::<f64>() / 6.0 - 1e-12);
+    // Reverse KL really is reverse KL: with P and Q on three atoms, q = (0.6, 0.2, 0.2) and
+    // p = (0.2, 0.4, 0.4), the optimal discriminator phi* = f'(p/q) = -q/p gives
+    // E_P phi* - Lambda(phi*; Q) = D_{-log}(P||Q) = KL(Q||P) = 0.3819, not KL(P||Q) = 0.3348.
+    let (q, p) = ([0.6, 0.2, 0.2], [0.2, 0.4, 0.4]);
+    let phi_at = |atom: usize| -q[atom] / p[atom];
+    let on = |atoms: &[usize]| {
+        let v: Vec<f64> = atoms.iter().map(|&a| phi_at(a)).collect();
+        matrix(v, atoms.len(), 1, &c.device, c.dtype)
+    };
+    let estimate = scalar(divergence_estimate(
+        FDivergence::ReverseKl,
+        on(&[0, 1, 1, 2, 2]),
+        on(&[0, 0, 0, 1, 2]),
+    ));
+    let kl =
+        |a: &[f64; 3], b: &[f64; 3]| -> f64 { (0..3).map(|i| a[i] * (a[i] / b[i]).ln()).sum() };
+    assert!(
+        (estimate - kl(&q, &p)).abs() < 1e-9,
+        "{estimate} vs KL(Q||P) {}",
+        kl(&q, &p)
+    );
+    assert!((estimate - kl(&p, &q)).abs() > 0.04);
 }
 
 fn tiny(data: &str, dim: usize, iterations: usize) -> TrainConfig {
