@@ -141,6 +141,23 @@ impl Grid {
         a * (1.0 - fy) + b * fy
     }
 
+    /// Bilinear interpolation clipped by the L-Lipschitz upper envelope of
+    /// the four surrounding nodes, `min(bilinear, min_k field_k + L|x - x_k|)`.
+    /// Every L-Lipschitz function through the node values lies below the
+    /// envelope, so the clip only removes what bilinear interpolation adds at
+    /// a kink: a cone `L|x - a|` or a valley `L dist(x, row)` with its apex on
+    /// nodes is reproduced exactly, where bilinear interpolation rounds it off
+    /// over a cell.
+    pub fn interpolate_lipschitz(&self, field: &Array2<f64>, x: [f64; 2], lipschitz: f64) -> f64 {
+        self.cic(x)
+            .iter()
+            .map(|&(i, j, _)| {
+                let node = self.node(i, j);
+                field[[i, j]] + lipschitz * (x[0] - node[0]).hypot(x[1] - node[1])
+            })
+            .fold(self.interpolate(field, x), f64::min)
+    }
+
     /// The cloud-in-cell stencil of `x`: the four surrounding nodes (two in
     /// 1-D, the others with weight 0) and their bilinear weights. Points outside
     /// are clamped to the box.

@@ -27,6 +27,23 @@ impl Parallelism {
         }
     }
 
+    /// Calls `f(i, rows_i)` for every row `i` of four equally shaped arrays.
+    pub fn rows4<F>(self, a: &mut [Array2<f64>; 4], f: F)
+    where
+        F: Fn(usize, [ArrayViewMut1<f64>; 4]) + Sync + Send,
+    {
+        let [a0, a1, a2, a3] = a;
+        let zip = Zip::indexed(a0.rows_mut())
+            .and(a1.rows_mut())
+            .and(a2.rows_mut())
+            .and(a3.rows_mut());
+        let g = |i, r0, r1, r2, r3| f(i, [r0, r1, r2, r3]);
+        match self {
+            Parallelism::Sequential => zip.for_each(g),
+            Parallelism::Rayon => zip.par_for_each(g),
+        }
+    }
+
     /// Calls `f(i, row_i)` for every row `i`.
     pub fn rows<F>(self, a: &mut Array2<f64>, f: F)
     where

@@ -1,6 +1,8 @@
 //! The Lipschitz-regularised divergence on a grid against closed forms.
 
-use proxflow::divergence::{FDivergence, PdhgOptions, lipschitz_divergence, plain_divergence};
+use proxflow::divergence::{
+    Discriminator, FDivergence, PdhgOptions, lipschitz_divergence, plain_divergence,
+};
 use proxflow::grid::Grid;
 use proxflow::problem::{Distribution, Problem};
 
@@ -112,4 +114,38 @@ fn w1_in_one_dimension_equals_the_cdf_formula() {
     }
     let (rep, _) = lipschitz_divergence(&grid, FDivergence::W1, Some(1.0), &p, &q, &opts());
     assert!((rep.value - w1).abs() < 2e-3 * w1, "{} vs {w1}", rep.value);
+}
+
+#[test]
+fn two_dimensional_dirac_target_keeps_the_apex_of_the_cone() {
+    // D^L(P||delta_0) = L E_P|x| and phi* = L|x| (case A): the discriminator
+    // must keep slope L on every side of the apex (forward differences
+    // flattened it to L/sqrt 2 on two sides and biased D low by 2.5% at 64)
+    let grid = Grid::on_box(&[-6.0, -6.0], &[6.0, 6.0], 64).unwrap();
+    let source = Distribution::Gaussian {
+        mean: vec![0.0, 0.0],
+        std: Some(1.0),
+        cov: None,
+    };
+    let target = Distribution::Dirac { at: vec![0.0, 0.0] };
+    let (p, q) = masses(&grid, source, target);
+    let exact: f64 = p
+        .indexed_iter()
+        .map(|((i, j), m)| {
+            let x = grid.node(i, j);
+            m * x[0].hypot(x[1])
+        })
+        .sum();
+    let mut critic = Discriminator::new(&grid, FDivergence::Kl, Some(1.0), q, opts());
+    let (value, phi) = critic.update(&grid, &p, 20_000);
+    eprintln!("2-D dirac at 64: D {value:.5} vs {exact:.5}");
+    assert!((value - exact).abs() < 5e-3 * exact, "{value} vs {exact}");
+    let c = grid.n[0] / 2;
+    for (i, j) in [(c + 1, c), (c - 1, c), (c, c + 1), (c, c - 1)] {
+        let slope = (phi[[i, j]] - phi[[c, c]]) / grid.h;
+        assert!(
+            (slope - 1.0).abs() < 1e-2,
+            "slope {slope} towards ({i}, {j})"
+        );
+    }
 }

@@ -130,16 +130,19 @@ fn the_three_methods_agree_and_converge_on_the_closed_form_cases() {
             );
         }
         assert!(row(Method::Dual, 64).relative_error.unwrap() < 2e-3);
+        // the particles keep the point mass on its node and the line on its
+        // row (measured 3.1e-3 and 1.2e-2 on dirac-2d; a discriminator with a
+        // flattened apex gave 6.8e-3 and 0.2)
         let particles = row(Method::Particles, 64);
-        assert!(particles.relative_error.unwrap() < 1e-2, "{name}");
-        assert!(particles.relative_to_dual < 1e-2, "{name}");
+        assert!(particles.relative_error.unwrap() < 5e-3, "{name}");
+        assert!(particles.relative_to_dual < 5e-3, "{name}");
         assert!(particles.sliced_w1_to_dual < 3e-2, "{name}");
+        assert!(particles.l1_to_dual < 2e-2, "{name}");
         let (coarse, fine) = (row(Method::Eulerian, 32), row(Method::Eulerian, 64));
         if name == "shift-2d" {
             assert!(fine.relative_error.unwrap() < 1e-2);
             assert!(fine.relative_to_dual < 1e-2);
             assert!(fine.l1_to_dual < 6e-2);
-            assert!(particles.l1_to_dual < 3e-2);
         } else {
             let (e0, e1) = (coarse.relative_error.unwrap(), fine.relative_error.unwrap());
             assert!(e1 < 0.7 * e0, "{name}: {e0} -> {e1}");

@@ -53,7 +53,7 @@ impl Default for ParticleOptions {
     fn default() -> Self {
         ParticleOptions {
             max_iterations: 200,
-            min_iterations: 40,
+            min_iterations: 80,
             tolerance: 0.05,
             discriminator_iterations: 1000,
             relaxation_floor: 0.0,
@@ -85,61 +85,106 @@ impl ParticleSolver {
     }
 }
 
-/// Compass search from `start` for a local minimum of the agent cost
-/// `half_pull |z - x|^2 + phi(z)` (phi interpolated bilinearly), from steps of
-/// h down to h/64.
-fn local_minimum(
-    grid: &Grid,
-    phi: &Array2<f64>,
-    x: [f64; 2],
-    start: [f64; 2],
+/// The cost `half_pull |z - x|^2 + phi(z)` of an agent from `x` ending at `z`
+/// (phi interpolated bilinearly, clipped by its L-Lipschitz envelope through
+/// the nodes where L is finite).
+struct AgentCost<'a> {
+    grid: &'a Grid,
+    phi: &'a Array2<f64>,
     half_pull: f64,
-) -> [f64; 2] {
-    let hi = grid.hi();
-    let clamp = |z: [f64; 2]| {
-        [
-            z[0].clamp(grid.lo[0], hi[0]),
-            if grid.dim == 2 {
-                z[1].clamp(grid.lo[1], hi[1])
-            } else {
-                0.0
-            },
-        ]
-    };
-    let cost = |z: [f64; 2]| {
-        half_pull * ((z[0] - x[0]).powi(2) + (z[1] - x[1]).powi(2)) + grid.interpolate(phi, z)
-    };
-    const R: f64 = std::f64::consts::FRAC_1_SQRT_2;
-    const DIRS: [[f64; 2]; 8] = [
-        [1.0, 0.0],
-        [-1.0, 0.0],
-        [0.0, 1.0],
-        [0.0, -1.0],
-        [R, R],
-        [-R, R],
-        [R, -R],
-        [-R, -R],
-    ];
-    let dirs = if grid.dim == 2 { &DIRS[..] } else { &DIRS[..2] };
-    let mut z = clamp(start);
-    let mut best = cost(z);
-    let mut step = grid.h;
-    let mut moves = 0;
-    while step > grid.h / 64.0 && moves < 64 {
-        let next = dirs
-            .iter()
-            .map(|d| clamp([z[0] + step * d[0], z[1] + step * d[1]]))
-            .map(|t| (cost(t), t))
-            .min_by(|a, b| a.0.total_cmp(&b.0))
-            .expect("directions");
-        if next.0 < best {
-            (best, z) = next;
-            moves += 1;
-        } else {
-            step *= 0.5;
-        }
+    lipschitz: Option<f64>,
+}
+
+impl AgentCost<'_> {
+    fn at(&self, x: [f64; 2], z: [f64; 2]) -> f64 {
+        let value = match self.lipschitz {
+            Some(l) => self.grid.interpolate_lipschitz(self.phi, z, l),
+            None => self.grid.interpolate(self.phi, z),
+        };
+        self.half_pull * ((z[0] - x[0]).powi(2) + (z[1] - x[1]).powi(2)) + value
     }
-    z
+
+    fn clamp(&self, z: [f64; 2]) -> [f64; 2] {
+        let (lo, hi) = (self.grid.lo, self.grid.hi());
+        let second = if self.grid.dim == 2 {
+            z[1].clamp(lo[1], hi[1])
+        } else {
+            0.0
+        };
+        [z[0].clamp(lo[0], hi[0]), second]
+    }
+
+    /// Compass search from `start` for a local minimum, from steps of h down
+    /// to h/64, then [`AgentCost::snap`].
+    fn local_minimum(&self, x: [f64; 2], start: [f64; 2]) -> [f64; 2] {
+        const R: f64 = std::f64::consts::FRAC_1_SQRT_2;
+        const DIRS: [[f64; 2]; 8] = [
+            [1.0, 0.0],
+            [-1.0, 0.0],
+            [0.0, 1.0],
+            [0.0, -1.0],
+            [R, R],
+            [-R, R],
+            [R, -R],
+            [-R, -R],
+        ];
+        let h = self.grid.h;
+        let dirs = if self.grid.dim == 2 {
+            &DIRS[..]
+        } else {
+            &DIRS[..2]
+        };
+        let mut z = self.clamp(start);
+        let mut best = self.at(x, z);
+        let mut step = h;
+        let mut moves = 0;
+        while step > h / 64.0 && moves < 64 {
+            let next = dirs
+                .iter()
+                .map(|d| self.clamp([z[0] + step * d[0], z[1] + step * d[1]]))
+                .map(|t| (self.at(x, t), t))
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+                .expect("directions");
+            if next.0 < best {
+                (best, z) = next;
+                moves += 1;
+            } else {
+                step *= 0.5;
+            }
+        }
+        self.snap(x, z)
+    }
+
+    /// `z` with either coordinate moved to its nearest grid line if that
+    /// costs no more. The kinks of phi lie on grid lines (the apex of a cone
+    /// at a node, a valley along a node row), and an agent a fraction of a
+    /// cell short of one would be deposited partly on the neighbouring nodes.
+    fn snap(&self, x: [f64; 2], z: [f64; 2]) -> [f64; 2] {
+        let g = self.grid;
+        let line = |axis: usize, v: f64| g.lo[axis] + ((v - g.lo[axis]) / g.h).round() * g.h;
+        let snapped = [line(0, z[0]), if g.dim == 2 { line(1, z[1]) } else { 0.0 }];
+        let mut best = (self.at(x, z), z);
+        for candidate in [[snapped[0], z[1]], [z[0], snapped[1]], snapped] {
+            let c = self.at(x, candidate);
+            if c <= best.0 {
+                best = (c, candidate);
+            }
+        }
+        best.1
+    }
+
+    /// Where an agent from `x`, now at `y`, aims: a step of scale `step`
+    /// along minus the gradient `g` of phi plus the pull, then a local search
+    /// on the cost itself (the interpolated gradient is smeared over two
+    /// cells at a kink of phi, the cost's minimum is not).
+    fn best_response(&self, g: &[Array2<f64>; 2], x: [f64; 2], y: [f64; 2], step: f64) -> [f64; 2] {
+        let pull = 2.0 * self.half_pull;
+        let aim = [
+            y[0] - step * (pull * (y[0] - x[0]) + self.grid.interpolate(&g[0], y)),
+            y[1] - step * (pull * (y[1] - x[1]) + self.grid.interpolate(&g[1], y)),
+        ];
+        self.local_minimum(x, aim)
+    }
 }
 
 impl super::Solver for ParticleSolver {
@@ -190,16 +235,14 @@ impl super::Solver for ParticleSolver {
             // away (0 by default: on smooth targets it makes agents oscillate)
             let w = (2.0 / (iterations as f64 + 2.0)).max(o.relaxation_floor);
             residual = 0.0;
+            let cost = AgentCost {
+                grid,
+                phi,
+                half_pull: 0.5 * pull,
+                lipschitz: problem.lipschitz,
+            };
             for ((y, x), m) in ends.iter_mut().zip(&starts).zip(&weights) {
-                // the step along minus the gradient of the agent's cost, then
-                // a local search on the cost itself: the interpolated gradient
-                // is smeared over two cells at a kink of phi (a singular
-                // support), the cost's minimum is not
-                let aim = [
-                    y[0] - step * (pull * (y[0] - x[0]) + grid.interpolate(&g[0], *y)),
-                    y[1] - step * (pull * (y[1] - x[1]) + grid.interpolate(&g[1], *y)),
-                ];
-                let aim = local_minimum(grid, phi, *x, aim, 0.5 * pull);
+                let aim = cost.best_response(&g, *x, *y, step);
                 let miss = [aim[0] - y[0], aim[1] - y[1]];
                 residual += m * (miss[0] * miss[0] + miss[1] * miss[1]).sqrt();
                 y[0] += w * miss[0];
