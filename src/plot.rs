@@ -315,10 +315,18 @@ pub fn lines(series: &[Series], axes: &Axes, path: &Path) -> Result<()> {
                     .draw()?;
             }};
         }
+        // a log axis over less than two decades gets ticks at powers of 2
+        // (grid sizes and spacings): in base 10 it has no labels, or crowded
+        // ones where plotters' intermediate ticks meet a power of 10
+        let base = |lo: f64, hi: f64| if hi / lo < 100.0 { 2.0 } else { 10.0 };
+        let (x_base, y_base) = (base(x0, x1), base(y0, y1));
         match (axes.log_x, axes.log_y) {
-            (true, true) => finish!((x0..x1).log_scale(), (y0..y1).log_scale()),
-            (true, false) => finish!((x0..x1).log_scale(), y0..y1),
-            (false, true) => finish!(x0..x1, (y0..y1).log_scale()),
+            (true, true) => finish!(
+                (x0..x1).log_scale().base(x_base),
+                (y0..y1).log_scale().base(y_base)
+            ),
+            (true, false) => finish!((x0..x1).log_scale().base(x_base), y0..y1),
+            (false, true) => finish!(x0..x1, (y0..y1).log_scale().base(y_base)),
             (false, false) => finish!(x0..x1, y0..y1),
         }
         Ok(())

@@ -55,10 +55,10 @@ impl Plan {
                 agreement_grids: vec![32, 64],
                 uniqueness: (3, 64, 32),
                 straightness_grids: vec![32, 64],
-                ill_posed_grids: vec![32, 64, 128],
+                ill_posed_grids: vec![32, 64],
                 ill_posed_alphas: vec![0.5, 0.05, 0.005],
-                neural_iterations: 2500,
-                variant_iterations: 1500,
+                neural_iterations: 2000,
+                variant_iterations: 1200,
                 image_iterations: 300,
             }
         } else {
