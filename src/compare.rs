@@ -404,21 +404,12 @@ mod tests {
     use super::*;
     use crate::mfg::{DualSolver, Silent, Solver};
 
-    fn dirac_case(dim: usize) -> DiracCase {
-        DiracCase {
-            dim,
-            alpha: 0.5,
-            horizon: 1.0,
-            lipschitz: 1.0,
-        }
-    }
-
     #[test]
     fn the_radial_reference_is_consistent() {
         // grad U(., 0) from the map equals finite differences of U(., 0), and
         // the in-plane coordinates of case B stay put.
         let r = RadialReference {
-            case: dirac_case(3),
+            case: DiracCase::example(3),
             offset: 2,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -449,7 +440,7 @@ mod tests {
             .unwrap();
         let reference = GridReference::new(&sol).unwrap();
         let exact = RadialReference {
-            case: dirac_case(2),
+            case: DiracCase::example(2),
             offset: 0,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(4);

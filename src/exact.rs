@@ -51,6 +51,17 @@ pub struct DiracCase {
 }
 
 impl DiracCase {
+    /// The numbers of math.md section 3 A: `alpha = 0.5`, `T = 1`, `L = 1`
+    /// (`c = 2`), with `rho0 = N(0, I_dim)`.
+    pub fn example(dim: usize) -> Self {
+        DiracCase {
+            dim,
+            alpha: 0.5,
+            horizon: 1.0,
+            lipschitz: 1.0,
+        }
+    }
+
     /// `c = L T / alpha`.
     pub fn reach(&self) -> f64 {
         self.lipschitz * self.horizon / self.alpha
@@ -323,19 +334,10 @@ mod tests {
     use super::*;
     use std::f64::consts::PI;
 
-    fn dirac(dim: usize) -> DiracCase {
-        DiracCase {
-            dim,
-            alpha: 0.5,
-            horizon: 1.0,
-            lipschitz: 1.0,
-        }
-    }
-
     #[test]
     fn case_a_matches_its_closed_forms_in_2d() {
         // math.md: fraction 1 - e^-2, terminal sqrt(2 pi)(1 - Phi(2)), kinetic (2 - 2e^-2)/4
-        let c = dirac(2);
+        let c = DiracCase::example(2);
         assert!((c.fraction_at_target() - (1.0 - (-2.0f64).exp())).abs() < 1e-10);
         assert!((c.terminal() - (2.0 * PI).sqrt() * (1.0 - normal_cdf(2.0))).abs() < 1e-10);
         assert!((c.kinetic() - (2.0 - 2.0 * (-2.0f64).exp()) / 4.0).abs() < 1e-10);
@@ -344,7 +346,7 @@ mod tests {
     #[test]
     fn case_a_in_1d_is_half_normal_soft_thresholding() {
         // independent check by integrating over x in R instead of r >= 0
-        let c = dirac(1);
+        let c = DiracCase::example(1);
         let w = 0.25;
         let direct = simpson(
             |x| {
@@ -407,7 +409,7 @@ mod tests {
 
     #[test]
     fn value_function_is_continuous_and_terminal() {
-        let c = dirac(2);
+        let c = DiracCase::example(2);
         for t in [0.0, 0.5, 0.9] {
             let r = c.lipschitz * (1.0 - t) / c.alpha;
             assert!((c.value(r - 1e-9, t) - c.value(r + 1e-9, t)).abs() < 1e-8);
