@@ -1,19 +1,13 @@
 //! The command line: outputs of a solve, and one clear error line with a
 //! non-zero exit for every kind of bad input.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
-fn proxflow(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_proxflow"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
+use common::{proxflow, summary};
+use std::path::PathBuf;
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("proxflow-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::scratch("cli", name);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -31,8 +25,7 @@ fn solve_writes_summary_fields_and_figures() {
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary = summary(&out);
     for key in [
         "case",
         "method",
@@ -87,8 +80,7 @@ fn eulerian_method_solves_through_the_same_command() {
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary = summary(&out);
     assert_eq!(summary["method"], "eulerian");
     let j = summary["objective"].as_f64().unwrap();
     let e = summary["exact_objective"].as_f64().unwrap();
@@ -262,9 +254,7 @@ fn verify_studies_write_their_summaries() {
             "{study}: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        let summary: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
-                .unwrap();
+        let summary = summary(&out);
         for key in keys {
             assert!(summary.get(key).is_some(), "{study}: summary lacks {key}");
         }

@@ -3,21 +3,15 @@
 //! uninterrupted run ends; `sample` honours a different dt; bad input gives a
 //! clear error, never a panic.
 
+mod common;
+
+use common::{proxflow, summary};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn proxflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_proxflow"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
-
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("proxflow-train-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    common::scratch("train", name)
 }
 
 const SMALL: [&str; 14] = [
@@ -218,8 +212,7 @@ fn compare_writes_its_summary_and_refuses_cases_without_a_counterpart() {
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let s = summary(&out);
     let c = &s["comparison"];
     for key in [
         "gradient0_rms",
