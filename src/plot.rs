@@ -310,6 +310,9 @@ pub fn lines(series: &[Series], axes: &Axes, path: &Path) -> Result<()> {
                 }
                 chart
                     .configure_series_labels()
+                    .position(legend_corner(&pts, series.len(), |(x, y)| {
+                        (unit(x, x0, x1, axes.log_x), unit(y, y0, y1, axes.log_y))
+                    }))
                     .background_style(WHITE.mix(0.85))
                     .border_style(BLACK)
                     .draw()?;
@@ -333,6 +336,69 @@ pub fn lines(series: &[Series], axes: &Axes, path: &Path) -> Result<()> {
     };
     draw().map_err(|e| plot_error(path, e))?;
     root.present().map_err(|e| plot_error(path, e))
+}
+
+/// Position of `v` in `[lo, hi]` as a fraction (of the logarithms on a log axis).
+fn unit(v: f64, lo: f64, hi: f64, log: bool) -> f64 {
+    if log {
+        (v / lo).ln() / (hi / lo).ln()
+    } else {
+        (v - lo) / (hi - lo)
+    }
+}
+
+/// The corner whose legend box (for `labels` entries) covers the fewest
+/// points of the polylines `series`, sampled along every segment; `to_unit`
+/// maps data to `[0, 1]^2`. The upper right wins ties.
+pub(crate) fn legend_corner(
+    series: &[Vec<(f64, f64)>],
+    labels: usize,
+    to_unit: impl Fn((f64, f64)) -> (f64, f64),
+) -> SeriesLabelPosition {
+    let (width, height) = (0.4, (0.06 * (labels + 1) as f64).min(0.9));
+    let samples: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| {
+            let ends: Vec<(f64, f64)> = s.iter().map(|&p| to_unit(p)).collect();
+            let inner: Vec<(f64, f64)> = ends
+                .windows(2)
+                .flat_map(|w| {
+                    (1..20).map(move |k| {
+                        let t = k as f64 / 20.0;
+                        (
+                            w[0].0 + t * (w[1].0 - w[0].0),
+                            w[0].1 + t * (w[1].1 - w[0].1),
+                        )
+                    })
+                })
+                .collect();
+            ends.into_iter().chain(inner)
+        })
+        .collect();
+    let covered = |right: bool, upper: bool| {
+        samples
+            .iter()
+            .filter(|(x, y)| {
+                let in_x = if right { *x > 1.0 - width } else { *x < width };
+                let in_y = if upper {
+                    *y > 1.0 - height
+                } else {
+                    *y < height
+                };
+                in_x && in_y
+            })
+            .count()
+    };
+    [
+        (SeriesLabelPosition::UpperRight, true, true),
+        (SeriesLabelPosition::UpperLeft, false, true),
+        (SeriesLabelPosition::LowerRight, true, false),
+        (SeriesLabelPosition::LowerLeft, false, false),
+    ]
+    .into_iter()
+    .min_by_key(|(_, right, upper)| covered(*right, *upper))
+    .map(|(position, _, _)| position)
+    .expect("four corners")
 }
 
 /// A vertical colour bar for values in `[lo, hi]`.
@@ -453,4 +519,33 @@ pub fn potentials(solution: &Solution, path: &Path) -> Result<()> {
         colour_bar(&bar, 0.0, vmax, "value").map_err(|e| plot_error(path, e))?;
     }
     root.present().map_err(|e| plot_error(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_legend_avoids_the_lines() {
+        let identity = |p: (f64, f64)| p;
+        // A rising line crosses the upper-right and lower-left boxes.
+        let rising = vec![vec![(0.0, 0.0), (1.0, 1.0)]];
+        assert!(matches!(
+            legend_corner(&rising, 2, identity),
+            SeriesLabelPosition::UpperLeft
+        ));
+        // Two falling lines near the top leave only the lower corners free,
+        // and one point in the lower left settles it.
+        let high = vec![
+            vec![(0.0, 1.0), (1.0, 0.9)],
+            vec![(0.0, 0.95), (1.0, 0.85), (0.05, 0.05)],
+        ];
+        assert!(matches!(
+            legend_corner(&high, 2, identity),
+            SeriesLabelPosition::LowerRight
+        ));
+        // Log axes are measured in decades.
+        assert!((unit(10.0, 1.0, 100.0, true) - 0.5).abs() < 1e-12);
+        assert!((unit(2.0, 1.0, 3.0, false) - 0.5).abs() < 1e-12);
+    }
 }

@@ -207,12 +207,18 @@ fn compare_writes_its_summary_and_refuses_cases_without_a_counterpart() {
         "150",
         "--samples",
         "500",
+        "--lr-decay",
+        "0.5",
         "--quiet",
         "--out",
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let s = summary(&out);
+    // The closed-form schedule, with the flag given overriding its default.
+    let config = &s["training"]["config"];
+    assert_eq!(config["potential_learning_rate"].as_f64(), Some(1e-3));
+    assert_eq!(config["lr_decay"].as_f64(), Some(0.5));
     let c = &s["comparison"];
     for key in [
         "gradient0_rms",

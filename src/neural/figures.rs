@@ -12,7 +12,7 @@ use plotters::prelude::*;
 
 use crate::error::Result;
 use crate::neural::train::Record;
-use crate::plot::{Axes, Series, lines, plot_error, register_font};
+use crate::plot::{Axes, Series, legend_corner, lines, plot_error, register_font};
 
 /// One chart per quantity (`curves-<quantity>.png` in `dir`), one line per
 /// run; log axes where the values are positive and span more than a decade.
@@ -95,14 +95,16 @@ const PLANE: Canvas = Canvas {
     label_areas: (40, 50),
 };
 
-/// A chart with axes `[x0, x1] x [y0, y1]` (`bounds`) and a legend; `body`
-/// draws the series.
+/// A chart with axes `[x0, x1] x [y0, y1]` (`bounds`) and a legend of
+/// `entries` lines in the corner that covers the fewest points of the
+/// polylines `drawn`; `body` draws the series.
 fn chart(
     path: &Path,
     canvas: Canvas,
     title: &str,
     labels: (&str, &str),
     bounds: (f64, f64, f64, f64),
+    (drawn, entries): (&[Vec<(f64, f64)>], usize),
     body: impl FnOnce(
         &mut ChartContext<'_, BitMapBackend<'_>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
     ) -> DrawResult,
@@ -126,6 +128,9 @@ fn chart(
         body(&mut chart)?;
         chart
             .configure_series_labels()
+            .position(legend_corner(drawn, entries, |(x, y)| {
+                ((x - x0) / (x1 - x0), (y - y0) / (y1 - y0))
+            }))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()?;
@@ -148,22 +153,31 @@ pub fn samples(
     let xy = |v: &[f64]| -> Vec<(f64, f64)> { v.chunks(dim).map(|r| (r[0], r[1])).collect() };
     let (g, t) = (xy(generated), xy(target));
     let bounds = bounds(g.iter().chain(&t).copied());
-    chart(path, PLANE, title, ("x1", "x2"), bounds, |chart| {
-        for (points, label, color) in [
-            (&t, reference_label, RGBColor(150, 150, 150)),
-            (&g, "generated", BLUE),
-        ] {
-            chart
-                .draw_series(
-                    points
-                        .iter()
-                        .map(|&p| Circle::new(p, 1, color.mix(0.5).filled())),
-                )?
-                .label(label)
-                .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
-        }
-        Ok(())
-    })
+    let drawn: Vec<Vec<(f64, f64)>> = g.iter().chain(&t).map(|&p| vec![p]).collect();
+    chart(
+        path,
+        PLANE,
+        title,
+        ("x1", "x2"),
+        bounds,
+        (&drawn, 2),
+        |chart| {
+            for (points, label, color) in [
+                (&t, reference_label, RGBColor(150, 150, 150)),
+                (&g, "generated", BLUE),
+            ] {
+                chart
+                    .draw_series(
+                        points
+                            .iter()
+                            .map(|&p| Circle::new(p, 1, color.mix(0.5).filled())),
+                    )?
+                    .label(label)
+                    .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+            }
+            Ok(())
+        },
+    )
 }
 
 /// A straight segment between two points of a figure.
@@ -185,7 +199,12 @@ pub fn trajectories(
             .copied()
             .chain(exact.iter().flat_map(|(a, b)| [*a, *b])),
     );
-    chart(path, PLANE, title, labels, bounds, |chart| {
+    let drawn: Vec<Vec<(f64, f64)>> = learned
+        .iter()
+        .cloned()
+        .chain(exact.iter().map(|(a, b)| vec![*a, *b]))
+        .collect();
+    chart(path, PLANE, title, labels, bounds, (&drawn, 2), |chart| {
         let red = RGBColor(200, 60, 60);
         chart
             .draw_series(
@@ -230,7 +249,16 @@ pub fn histogram(values: &[f64], title: &str, x_label: &str, path: &Path) -> Res
         label_areas: (45, 70),
     };
     let bounds = (lo, hi, 0.0, top * 1.05);
-    chart(path, canvas, title, (x_label, "density"), bounds, |chart| {
+    let drawn: Vec<Vec<(f64, f64)>> = counts
+        .iter()
+        .enumerate()
+        .map(|(k, c)| {
+            let middle = lo + (k as f64 + 0.5) * width;
+            vec![(middle, 0.0), (middle, c * scale)]
+        })
+        .collect();
+    let view = (x_label, "density");
+    chart(path, canvas, title, view, bounds, (&drawn, 1), |chart| {
         chart
             .draw_series(counts.iter().enumerate().map(|(k, c)| {
                 let a = lo + k as f64 * width;

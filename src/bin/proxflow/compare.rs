@@ -4,8 +4,8 @@
 use clap::Args;
 use proxflow::cases;
 use proxflow::compare::{
-    Comparison, GridReference, RadialReference, Reference, compare, neural_counterpart,
-    train_config_for,
+    COMPARE_ITERATIONS, Comparison, GridReference, RadialReference, Reference, compare,
+    neural_counterpart, train_config_exact, train_config_for,
 };
 use proxflow::error::{Error, Result};
 use proxflow::exact::DiracCase;
@@ -23,17 +23,17 @@ pub struct CompareArgs {
     /// Dimension of `subspace` (default 7) and `dirac` (default 2).
     #[arg(long)]
     dim: Option<usize>,
-    /// Generator iterations (the coupling converges more slowly than the law:
-    /// case B in 7-D needs about 10,000 for an endpoint RMS below 0.05).
-    #[arg(long, default_value_t = 10000)]
+    /// Generator iterations.
+    #[arg(long, default_value_t = COMPARE_ITERATIONS)]
     iterations: usize,
-    /// Adam learning rate of the potential (the paper's 1e-4 straightens the
-    /// paths too slowly for 5,000 iterations; see the README).
-    #[arg(long, default_value_t = 1e-3)]
-    lr_potential: f64,
-    /// Final fraction of both learning rates (exponential decay; 1 = constant).
-    #[arg(long, default_value_t = 1.0)]
-    lr_decay: f64,
+    /// Adam learning rate of the potential (default: 1e-3 for the closed
+    /// forms, 3e-4 for grid cases; see the README).
+    #[arg(long)]
+    lr_potential: Option<f64>,
+    /// Final fraction of both learning rates (exponential decay; 1 = constant;
+    /// default: 1 for the closed forms, 0.1 for grid cases).
+    #[arg(long)]
+    lr_decay: Option<f64>,
     /// Cells of the grid solve (grid cases).
     #[arg(long, default_value_t = 128)]
     grid: usize,
@@ -80,7 +80,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
         "subspace" | "dirac" => {
             let default_dim = if args.case == "subspace" { 7 } else { 2 };
             (
-                TrainConfig::paper(&args.case, args.dim.unwrap_or(default_dim)),
+                train_config_exact(&args.case, args.dim.unwrap_or(default_dim)),
                 None,
             )
         }
@@ -101,8 +101,12 @@ pub fn run(args: CompareArgs) -> Result<()> {
         }
     };
     config.iterations = args.iterations;
-    config.potential_learning_rate = args.lr_potential;
-    config.lr_decay = args.lr_decay;
+    if let Some(rate) = args.lr_potential {
+        config.potential_learning_rate = rate;
+    }
+    if let Some(decay) = args.lr_decay {
+        config.lr_decay = decay;
+    }
     config.seed = args.seed;
     config.backend = args.backend;
     config.validate()?;

@@ -23,7 +23,7 @@ mod validate;
 /// so that the two report the same numbers.
 const DEMO_GRID: usize = 96;
 const DEMO_GRID_ITERATIONS: usize = 300;
-const DEMO_NEURAL_ITERATIONS: usize = 5000;
+const DEMO_NEURAL_ITERATIONS: usize = proxflow::compare::COMPARE_ITERATIONS;
 
 #[derive(Parser)]
 #[command(

@@ -6,7 +6,7 @@
 use crate::{Study, run_study};
 use clap::Args;
 use proxflow::cases;
-use proxflow::compare::{GridReference, RadialReference, train_config_for};
+use proxflow::compare::{GridReference, RadialReference, train_config_exact, train_config_for};
 use proxflow::error::{Error, Result};
 use proxflow::exact::DiracCase;
 use proxflow::mfg::{DualSolver, Silent, Solver};
@@ -36,6 +36,8 @@ struct Plan {
     straightness_grids: Vec<usize>,
     ill_posed_grids: Vec<usize>,
     ill_posed_alphas: Vec<f64>,
+    /// Grid and random starts of the no-W2 particle runs (each about 10 s at 48 here).
+    no_w2: (usize, usize),
     neural_iterations: usize,
     variant_iterations: usize,
     image_iterations: usize,
@@ -57,6 +59,7 @@ impl Plan {
                 straightness_grids: vec![32, 64],
                 ill_posed_grids: vec![32, 64],
                 ill_posed_alphas: vec![0.5, 0.05, 0.005],
+                no_w2: (40, 3),
                 neural_iterations: 2000,
                 variant_iterations: 1200,
                 image_iterations: 300,
@@ -75,6 +78,7 @@ impl Plan {
                 straightness_grids: vec![32, 64, 128],
                 ill_posed_grids: vec![32, 64, 128, 256],
                 ill_posed_alphas: vec![0.5, 0.1, 0.01, 0.001],
+                no_w2: (48, 5),
                 neural_iterations: 10000,
                 variant_iterations: 15000,
                 image_iterations: 2000,
@@ -175,7 +179,10 @@ pub fn run(args: ValidateArgs) -> Result<()> {
     );
 
     // 1. Closed forms.
-    println!("[1/8] closed forms");
+    println!(
+        "[1/8] closed forms (elapsed {:.0} s)",
+        started.elapsed().as_secs_f64()
+    );
     let mut rows = Vec::new();
     let mut series = Vec::new();
     for (name, grids) in &plan.closed_forms {
@@ -276,14 +283,18 @@ pub fn run(args: ValidateArgs) -> Result<()> {
                 grids: plan.ill_posed_grids.clone(),
                 rounds: 10,
                 alphas: plan.ill_posed_alphas.clone(),
-                coarse_grid: 48,
-                starts: 5,
+                coarse_grid: plan.no_w2.0,
+                starts: plan.no_w2.1,
                 out: runs.join("ill-posed"),
             },
         ),
     ];
     for (k, (key, title, study)) in studies.into_iter().enumerate() {
-        println!("[{}/8] {title}", k + 2);
+        println!(
+            "[{}/8] {title} (elapsed {:.0} s)",
+            k + 2,
+            started.elapsed().as_secs_f64()
+        );
         let dir = match &study {
             Study::Agreement { out, .. }
             | Study::Uniqueness { out, .. }
@@ -313,15 +324,17 @@ pub fn run(args: ValidateArgs) -> Result<()> {
     }
 
     // 6. Neural against exact.
-    println!("[6/8] neural flow against the exact solution");
+    println!(
+        "[6/8] neural flow against the exact solution (elapsed {:.0} s)",
+        started.elapsed().as_secs_f64()
+    );
     report.push_str("## 6. Neural flow against the exact solution\n\n");
     let mut neural = Vec::new();
     let exact_runs: Vec<(&str, usize, usize)> =
         vec![("dirac", 2, 0), ("subspace", 7, 2), ("subspace", 12, 2)];
     for (data, dim, offset) in exact_runs {
-        let mut c = TrainConfig::paper(data, dim);
+        let mut c = train_config_exact(data, dim);
         c.iterations = plan.neural_iterations;
-        c.potential_learning_rate = 1e-3;
         let reference = RadialReference {
             case: DiracCase {
                 dim: dim - offset,
@@ -458,7 +471,10 @@ pub fn run(args: ValidateArgs) -> Result<()> {
         report.push_str(&format!("\n{}", images(&figs)));
         Ok(Value::Array(rows))
     };
-    println!("[7/8] the four variants, pinwheel in 7-D");
+    println!(
+        "[7/8] the four variants, pinwheel in 7-D (elapsed {:.0} s)",
+        started.elapsed().as_secs_f64()
+    );
     let v7 = variant_section(
         "7. The four variants, pinwheel in 7-D",
         "variants-7d",
@@ -468,7 +484,10 @@ pub fn run(args: ValidateArgs) -> Result<()> {
         &mut report,
     )?;
     results.insert("variants_7d".into(), v7);
-    println!("[8/8] the four variants, MNIST subset (784-D)");
+    println!(
+        "[8/8] the four variants, MNIST subset (784-D) (elapsed {:.0} s)",
+        started.elapsed().as_secs_f64()
+    );
     let vm = variant_section(
         "8. The four variants on images (MNIST subset, 784-D)",
         "mnist",
