@@ -153,6 +153,12 @@ fn images(paths: &[String]) -> String {
 /// `proxflow validate`.
 pub fn run(args: ValidateArgs) -> Result<()> {
     let started = Instant::now();
+    let announce = |section: &str| {
+        println!(
+            "{section} (elapsed {:.0} s)",
+            started.elapsed().as_secs_f64()
+        );
+    };
     let plan = Plan::new(args.quick);
     let out = args.out;
     let runs = out.join("runs");
@@ -179,10 +185,7 @@ pub fn run(args: ValidateArgs) -> Result<()> {
     );
 
     // 1. Closed forms.
-    println!(
-        "[1/8] closed forms (elapsed {:.0} s)",
-        started.elapsed().as_secs_f64()
-    );
+    announce("[1/8] closed forms");
     let mut rows = Vec::new();
     let mut series = Vec::new();
     for (name, grids) in &plan.closed_forms {
@@ -290,11 +293,7 @@ pub fn run(args: ValidateArgs) -> Result<()> {
         ),
     ];
     for (k, (key, title, study)) in studies.into_iter().enumerate() {
-        println!(
-            "[{}/8] {title} (elapsed {:.0} s)",
-            k + 2,
-            started.elapsed().as_secs_f64()
-        );
+        announce(&format!("[{}/8] {title}", k + 2));
         let dir = match &study {
             Study::Agreement { out, .. }
             | Study::Uniqueness { out, .. }
@@ -324,10 +323,7 @@ pub fn run(args: ValidateArgs) -> Result<()> {
     }
 
     // 6. Neural against exact.
-    println!(
-        "[6/8] neural flow against the exact solution (elapsed {:.0} s)",
-        started.elapsed().as_secs_f64()
-    );
+    announce("[6/8] neural flow against the exact solution");
     report.push_str("## 6. Neural flow against the exact solution\n\n");
     let mut neural = Vec::new();
     let exact_runs: Vec<(&str, usize, usize)> =
@@ -471,10 +467,7 @@ pub fn run(args: ValidateArgs) -> Result<()> {
         report.push_str(&format!("\n{}", images(&figs)));
         Ok(Value::Array(rows))
     };
-    println!(
-        "[7/8] the four variants, pinwheel in 7-D (elapsed {:.0} s)",
-        started.elapsed().as_secs_f64()
-    );
+    announce("[7/8] the four variants, pinwheel in 7-D");
     let v7 = variant_section(
         "7. The four variants, pinwheel in 7-D",
         "variants-7d",
@@ -484,10 +477,7 @@ pub fn run(args: ValidateArgs) -> Result<()> {
         &mut report,
     )?;
     results.insert("variants_7d".into(), v7);
-    println!(
-        "[8/8] the four variants, MNIST subset (784-D) (elapsed {:.0} s)",
-        started.elapsed().as_secs_f64()
-    );
+    announce("[8/8] the four variants, MNIST subset (784-D)");
     let vm = variant_section(
         "8. The four variants on images (MNIST subset, 784-D)",
         "mnist",
