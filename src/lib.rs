@@ -20,7 +20,7 @@
 //! the Lipschitz-regularised divergence), [`hj`] (Hopf–Lax and finite
 //! differences), [`mfg`] (coupled solvers returning a [`mfg::Solution`]),
 //! [`exact`] and [`cases`] (closed-form test problems), [`data`] (samplers),
-//! [`plot`] (figures), [`report`] (summaries), [`transport`] (finite-volume
+//! [`plot`] (figures), [`poisson`] (DCT screened-Poisson solves), [`report`] (summaries), [`transport`] (finite-volume
 //! continuity equation), [`neural`] (the neural flow on burn, CPU and wgpu),
 //! [`metrics`] (energy distance, MMD).
 //!
@@ -47,6 +47,7 @@ pub mod mfg;
 pub mod neural;
 pub mod par;
 pub mod plot;
+pub mod poisson;
 pub mod problem;
 pub mod report;
 pub mod transport;

@@ -24,6 +24,7 @@ use super::fdiv::FDivergence;
 use crate::grid::Grid;
 use crate::hj::{HopfLaxWorkspace, lipschitz_envelope};
 use crate::par::Parallelism;
+use crate::poisson::ScreenedPoisson;
 use ndarray::{Array2, ArrayViewMut1};
 
 /// Stopping rule and parallelism of the primal–dual solver.
@@ -42,6 +43,8 @@ pub struct PdhgOptions {
     pub primal_scale: f64,
     /// Parallel sweeps over grid rows.
     pub parallelism: Parallelism,
+    /// The metric of the primal (phi) step.
+    pub metric: PdhgMetric,
 }
 
 impl Default for PdhgOptions {
@@ -52,8 +55,28 @@ impl Default for PdhgOptions {
             step_ratio: None,
             primal_scale: 1.0,
             parallelism: Parallelism::Rayon,
+            metric: PdhgMetric::Euclidean,
         }
     }
+}
+
+/// The metric in which PDHG takes its phi step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PdhgMetric {
+    /// The plain Euclidean step with the exact prox of `q f*`: cheap
+    /// iterations, but steps shrink like `h` and iterations grow like `1/h`.
+    /// The MFG solvers' per-round budgets are tuned for it.
+    #[default]
+    Euclidean,
+    /// G-prox (Jacobs, Léger, Li & Osher 2019): the step is taken in the metric
+    /// `M = diag(q f*''(phi)) + b L`, L the grid Laplacian, `b = 5 sigma`
+    /// (so `sigma K^T K <= 2 sigma L <= 0.4 M`), a Newton step on `q f*` plus
+    /// an H1 proximity term; the iterations needed for a given accuracy do
+    /// not grow with the grid. M is inverted by conjugate gradients
+    /// preconditioned with a DCT screened-Poisson solve. For f whose
+    /// conjugate is finite everywhere (kl, alpha, chi2); the others fall back
+    /// to [`PdhgMetric::Euclidean`].
+    H1,
 }
 
 /// Warm-startable iterate of the primal–dual solver (the workspace of the kernel).
@@ -74,6 +97,8 @@ pub struct PdhgState {
     average: Option<(Array2<f64>, usize)>,
     /// Current relative change of the steps.
     adapt: f64,
+    /// The H1 metric's solver, planned on first use.
+    poisson: Option<ScreenedPoisson>,
 }
 
 /// Ladder ratio of the Lipschitz envelope of the discriminator.
@@ -94,6 +119,7 @@ impl PdhgState {
             tau: None,
             average: None,
             adapt: 0.5,
+            poisson: None,
         }
     }
 
@@ -175,22 +201,38 @@ pub fn solve_lipschitz(
 ) -> PdhgReport {
     let h = grid.h;
     debug_assert!(h > 0.0);
+    let metric = if opts.metric == PdhgMetric::H1
+        && f != FDivergence::W1
+        && f.conj_domain_sup().is_infinite()
+    {
+        PdhgMetric::H1
+    } else {
+        PdhgMetric::Euclidean
+    };
     // tau sigma ||K||^2 < 1 with ||K||^2 <= 4 d / h^2: in Fourier variables
     // K^T K has the symbol (4/h^2) (s1 (1 + c2) + s2 (1 + c1)) with
     // s = sin^2(theta/2), c = 1 - s, whose largest value is 8/h^2 (at s1 = s2 = 1),
-    // the same bound as forward differences alone
+    // the same bound as forward differences alone; in the H1 metric sigma = 1/tau
     let norm2 = 4.0 * grid.dim as f64 / (h * h);
-    let prod = 0.99 / norm2;
+    let prod = match metric {
+        PdhgMetric::Euclidean => 0.99 / norm2,
+        PdhgMetric::H1 => 1.0,
+    };
     let q_max = q.iter().fold(0.0f64, |a, b| a.max(*b));
     // W1 has no curvature for the balance to act on: a fixed ratio serves it
     let fixed = opts
         .step_ratio
         .or((f == FDivergence::W1).then_some(1e5 * lipschitz));
-    let mut tau = match (fixed, state.tau) {
-        (Some(ratio), _) => (prod * ratio).sqrt(),
-        (None, Some(tau)) => tau,
-        (None, None) => opts.primal_scale / q_max.max(1e-300),
+    let mut tau = match (fixed, state.tau, metric) {
+        (Some(ratio), _, _) => (prod * ratio).sqrt(),
+        (None, Some(tau), _) => tau,
+        // sigma of the mass of a unit-density cell
+        (None, None, PdhgMetric::H1) => h.powi(-(grid.dim as i32)),
+        (None, None, PdhgMetric::Euclidean) => opts.primal_scale / q_max.max(1e-300),
     };
+    if metric == PdhgMetric::H1 && state.poisson.is_none() {
+        state.poisson = Some(ScreenedPoisson::new(grid));
+    }
     let par = opts.parallelism;
     let mut residual = f64::INFINITY;
     let mut it = 0;
@@ -206,7 +248,10 @@ pub fn solve_lipschitz(
             par,
         );
         std::mem::swap(&mut state.phi_prev, &mut state.phi);
-        residual = phi_step(grid, f, tau, p, q, state, par);
+        residual = match metric {
+            PdhgMetric::Euclidean => phi_step(grid, f, tau, p, q, state, par),
+            PdhgMetric::H1 => phi_step_h1(grid, f, 5.0 / tau, p, q, state, par),
+        };
         if let Some((sum, count)) = &mut state.average {
             *sum += &state.phi;
             *count += 1;
@@ -340,6 +385,89 @@ fn phi_step(
     };
     par.rows2(&mut state.phi, &mut state.phi_bar, kernel);
     residual.into_inner().expect("no poisoning")
+}
+
+/// The curvature `g = q f*''(phi)` of the linearised term.
+fn curvature(f: FDivergence, q: &Array2<f64>, phi: &Array2<f64>) -> Array2<f64> {
+    ndarray::Zip::from(q)
+        .and(phi)
+        .map_collect(|&qi, &v| if qi > 0.0 { qi * f.conj_d2(v) } else { 0.0 })
+}
+
+/// The H1 phi step: `phi <- phi_prev - M^{-1}(K^T m - p + q f*'(phi_prev))`
+/// in the metric `M = diag(g) + b L`, `g = q f*''(phi_prev)` the curvature of
+/// the linearised term (a Newton step on it), and `phi_bar <- 2 phi - phi_prev`.
+/// M is inverted by conjugate gradients preconditioned with `(mean g) I + b L`
+/// (one DCT pair each): g is smooth or concentrated on few nodes, and either
+/// way a handful of iterations suffice. Returns the primal residual
+/// `sum |p - q f*'(phi) - K^T m|`.
+fn phi_step_h1(
+    grid: &Grid,
+    f: FDivergence,
+    b: f64,
+    p: &Array2<f64>,
+    q: &Array2<f64>,
+    state: &mut PdhgState,
+    par: Parallelism,
+) -> f64 {
+    let inv_h = 1.0 / grid.h;
+    let g = curvature(f, q, &state.phi_prev);
+    let flux = &state.flux;
+    let adjoint = Array2::from_shape_fn(grid.shape(), |(i, j)| adjoint_at(flux, i, j, inv_h));
+    let rhs = ndarray::Zip::from(&adjoint)
+        .and(p)
+        .and(q)
+        .and(&state.phi_prev)
+        .map_collect(|&dtm, &pi, &qi, &v| {
+            let gq = if qi > 0.0 { qi * f.conj_d1(v) } else { 0.0 };
+            dtm - pi + gq
+        });
+    let poisson = state.poisson.as_mut().expect("planned before use");
+    let a = (g.sum() / g.len() as f64).max(1e-14);
+    let shift = 1e-3 * a;
+    let apply = |v: &Array2<f64>| -> Array2<f64> {
+        let mut out = ScreenedPoisson::apply(shift, b, grid.h, v);
+        out.zip_mut_with(&(&g * v), |o, w| *o += w);
+        out
+    };
+    let mut x = grid.zeros();
+    let mut r = rhs.clone();
+    let mut z = r.clone();
+    poisson.solve(a, b, &mut z, par);
+    let mut dir = z.clone();
+    let mut rz = (&r * &z).sum();
+    let stop = 1e-4 * rz.abs().sqrt();
+    for _ in 0..30 {
+        if rz.abs().sqrt() <= stop {
+            break;
+        }
+        let ad = apply(&dir);
+        let step = rz / (&dir * &ad).sum();
+        x.scaled_add(step, &dir);
+        r.scaled_add(-step, &ad);
+        z.assign(&r);
+        poisson.solve(a, b, &mut z, par);
+        let rz_new = (&r * &z).sum();
+        dir = &z + &(rz_new / rz * &dir);
+        rz = rz_new;
+    }
+    let step = x;
+    ndarray::Zip::from(&mut state.phi)
+        .and(&mut state.phi_bar)
+        .and(&state.phi_prev)
+        .and(&step)
+        .for_each(|phi, bar, &old, &d| {
+            *phi = old - d;
+            *bar = 2.0 * *phi - old;
+        });
+    ndarray::Zip::from(&state.phi)
+        .and(&adjoint)
+        .and(p)
+        .and(q)
+        .fold(0.0, |acc, &v, &dtm, &pi, &qi| {
+            let gq = if qi > 0.0 { qi * f.conj_d1(v) } else { 0.0 };
+            acc + (pi - gq - dtm).abs()
+        })
 }
 
 /// The Lipschitz-regularised divergence and its discriminator, solved from

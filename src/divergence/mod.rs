@@ -5,6 +5,6 @@ pub mod lipschitz;
 
 pub use fdiv::FDivergence;
 pub use lipschitz::{
-    Discriminator, PdhgOptions, PdhgReport, PdhgState, dual_value, lipschitz_constant,
+    Discriminator, PdhgMetric, PdhgOptions, PdhgReport, PdhgState, dual_value, lipschitz_constant,
     lipschitz_divergence, plain_divergence, solve_lipschitz,
 };

@@ -5,6 +5,7 @@ use crate::grid::Grid;
 use crate::problem::Problem;
 use ndarray::Array2;
 
+pub mod characteristics;
 pub mod dual;
 pub mod eulerian;
 pub mod monotone;
@@ -12,10 +13,39 @@ pub mod particles;
 pub mod solution;
 pub mod trace;
 
-pub use dual::{DualOptions, DualSolver, InitialGuess, IterationState, Observer, Silent};
+pub use dual::{DualOptions, DualSolver, InitialGuess};
 pub use eulerian::{EulerianOptions, EulerianSolver, TerminalGuess};
 pub use particles::{AgentGuess, ParticleOptions, ParticleSolver};
 pub use solution::{Diagnostics, Snapshot, Solution, StopReason, ValueSeries};
+
+/// State of one iteration, passed to observers.
+#[derive(Debug, Clone, Copy)]
+pub struct IterationState {
+    /// Iteration (from 1).
+    pub iteration: usize,
+    /// Cost of the current soft plan (upper bound on J*).
+    pub objective: f64,
+    /// Dual value Phi (lower bound on J*).
+    pub dual: f64,
+    /// Current smoothing temperature (0 for methods without one).
+    pub smoothing: f64,
+    /// The method's convergence residual (duality gap, or change of the
+    /// terminal density in fictitious play).
+    pub residual: f64,
+}
+
+/// Watches the iterations (progress bars, logging).
+pub trait Observer {
+    /// Called after every iteration.
+    fn observe(&mut self, state: &IterationState);
+}
+
+/// An observer that does nothing.
+pub struct Silent;
+
+impl Observer for Silent {
+    fn observe(&mut self, _: &IterationState) {}
+}
 
 /// What every MFG method offers: a solve from a method-specific starting
 /// guess (random guesses drive the uniqueness studies) and one from its

@@ -15,7 +15,7 @@
 //! straight segment from x to y. As alpha -> 0 the cost no longer ties y to
 //! x, and where the agents end up depends on where they started.
 
-use super::dual::{hj_residual, push_forward, value_at};
+use super::characteristics::{hj_residual, push_forward, value_at};
 use super::solution::{Diagnostics, Snapshot, Solution, StopReason};
 use super::{IterationState, Observer};
 use crate::error::{Error, Result};

@@ -140,7 +140,7 @@ impl Solution {
     pub fn density_at(&self, t: f64) -> Array2<f64> {
         let theta = (t / self.horizon).clamp(0.0, 1.0);
         match &self.map {
-            Some(map) => super::dual::push_forward(&self.grid, &self.rho0, map, theta),
+            Some(map) => super::characteristics::push_forward(&self.grid, &self.rho0, map, theta),
             None => self.nearest_snapshot(t).rho.clone(),
         }
     }
@@ -153,7 +153,7 @@ impl Solution {
         }
         let span = (self.horizon - t).clamp(0.0, self.horizon);
         let mut ws = crate::hj::HopfLaxWorkspace::new(&self.grid);
-        super::dual::value_at(
+        super::characteristics::value_at(
             &self.grid,
             &self.phi,
             self.alpha,
