@@ -53,12 +53,6 @@ impl ScreenedPoisson {
         }
     }
 
-    /// Smallest and largest eigenvalue of `L` (0 and about `4 d / h^2`).
-    pub fn spectrum(&self) -> (f64, f64) {
-        let top = |e: &Vec<f64>| e.last().copied().unwrap_or(0.0);
-        (0.0, top(&self.eigen[0]) + top(&self.eigen[1]))
-    }
-
     /// Overwrites `f` with `u = (a I + b L)^{-1} f` (`a > 0`, `b >= 0`).
     pub fn solve(&mut self, a: f64, b: f64, f: &mut Array2<f64>, par: Parallelism) {
         debug_assert_eq!(f.dim(), self.shape);

@@ -395,8 +395,9 @@ fn curvature(f: FDivergence, q: &Array2<f64>, phi: &Array2<f64>) -> Array2<f64> 
 }
 
 /// The H1 phi step: `phi <- phi_prev - M^{-1}(K^T m - p + q f*'(phi_prev))`
-/// in the metric `M = diag(g) + b L`, `g = q f*''(phi_prev)` the curvature of
-/// the linearised term (a Newton step on it), and `phi_bar <- 2 phi - phi_prev`.
+/// in the metric `M = diag(g) + b L + 1e-3 (mean g) I`, `g = q f*''(phi_prev)`
+/// the curvature of the linearised term (a Newton step on it; the small shift
+/// keeps M invertible where g vanishes), and `phi_bar <- 2 phi - phi_prev`.
 /// M is inverted by conjugate gradients preconditioned with `(mean g) I + b L`
 /// (one DCT pair each): g is smooth or concentrated on few nodes, and either
 /// way a handful of iterations suffice. Returns the primal residual
