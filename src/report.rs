@@ -33,6 +33,7 @@ pub fn summary(case: &str, cells: usize, solution: &Solution, exact: Option<f64>
         "terminal_cost": number(d.terminal_cost),
         "dual_value": number(d.dual_value),
         "duality_gap": number(d.duality_gap),
+        "lower_bound_bias": number(d.lower_bound_bias),
         "hj_residual": number(d.hj_residual),
         "max_speed": number(d.max_speed),
         "speed_bound": number(d.speed_bound),

@@ -65,7 +65,6 @@ impl Default for PdhgOptions {
 pub enum PdhgMetric {
     /// The plain Euclidean step with the exact prox of `q f*`: cheap
     /// iterations, but steps shrink like `h` and iterations grow like `1/h`.
-    /// The MFG solvers' per-round budgets are tuned for it.
     #[default]
     Euclidean,
     /// G-prox (Jacobs, Léger, Li & Osher 2019): the step is taken in the metric

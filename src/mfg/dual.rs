@@ -854,6 +854,7 @@ impl super::Solver for DualSolver {
             terminal_cost,
             dual_value: dual,
             duality_gap: gap,
+            lower_bound_bias: lower_bound_bias(grid, &kernel, o.ladder_ratio, &plan),
             hj_residual,
             max_speed,
             speed_bound: problem.lipschitz.map_or(f64::INFINITY, |l| l / alpha),
@@ -879,6 +880,27 @@ impl super::Solver for DualSolver {
             diagnostics,
         })
     }
+}
+
+/// How far the dual value may exceed the optimum that the primal plans bound.
+/// Two sources, each a proven bound:
+/// - the plans are semi-discrete (agents aim at points, deposited by
+///   cloud-in-cell), the dual is that of the node problem; splitting an
+///   agent's mass over the cloud-in-cell nodes of its aim costs at most
+///   `d h^2 / (8 tau)` more (Jensen: the cost's curvature is at most `1/tau`,
+///   the deposit's variance at most `d h^2 / 4`), so the node optimum exceeds
+///   the semi-discrete one by at most that;
+/// - the ladder of scales over-estimates the linear branch of the cost by the
+///   factor `cosh(ln r / 2)` at most, i.e. by `(cosh(ln r / 2) - 1) L |y - x|`,
+///   bounded with the plan's W1 part and reach: `(cosh - 1)(w1 + L c)`.
+fn lower_bound_bias(grid: &Grid, kernel: &HuberKernel, ladder_ratio: f64, plan: &Plan) -> f64 {
+    let tau = kernel.tau();
+    let deposit = grid.dim as f64 * grid.h * grid.h / (8.0 * tau);
+    let ladder = match kernel.lipschitz {
+        Some(l) => ((0.5 * ladder_ratio.ln()).cosh() - 1.0) * (plan.w1 + l * kernel.reach()),
+        None => 0.0,
+    };
+    deposit + ladder
 }
 
 /// The monotone (1-D optimal) plan from `rho0` onto `gamma` with the Huber cost.

@@ -20,6 +20,7 @@
 
 use super::solution::{Diagnostics, Snapshot, Solution, StopReason, ValueSeries};
 use super::{IterationState, Observer};
+use crate::divergence::PdhgMetric;
 use crate::error::{Error, Result};
 use crate::grid::{Grid, blur, l1_distance, normalise_mass};
 use crate::hj::finite_difference::{FdOptions, solve_backward};
@@ -41,6 +42,8 @@ pub struct EulerianOptions {
     pub slices: usize,
     /// PDHG iterations per round for the discriminator.
     pub discriminator_iterations: usize,
+    /// The metric of the discriminator's PDHG step (H1: grid-independent).
+    pub discriminator_metric: PdhgMetric,
     /// PDHG iterations for the final discriminator.
     pub final_discriminator_iterations: usize,
     /// Hamilton–Jacobi scheme.
@@ -63,8 +66,10 @@ impl Default for EulerianOptions {
             max_iterations: 60,
             tolerance: 2e-3,
             slices: 40,
-            discriminator_iterations: 1000,
-            final_discriminator_iterations: 20_000,
+            // the H1 step needs few iterations per warm-started round
+            discriminator_iterations: 15,
+            discriminator_metric: PdhgMetric::H1,
+            final_discriminator_iterations: 300,
             hj: FdOptions::default(),
             transport: FvOptions::default(),
             snapshots: 5,
@@ -229,7 +234,8 @@ impl super::Solver for EulerianSolver {
             }
             None => rho0.clone(),
         };
-        let mut critic = super::critic_for(grid, problem, &q, o.parallelism);
+        let mut critic =
+            super::critic_for(grid, problem, &q, o.parallelism, o.discriminator_metric);
         let mut residual = f64::INFINITY;
         let mut iterations = 0;
         let mut mixture: Option<Mixture> = None;
@@ -319,6 +325,7 @@ impl super::Solver for EulerianSolver {
             terminal_cost,
             dual_value: dual,
             duality_gap: objective - dual,
+            lower_bound_bias: f64::NAN,
             hj_residual,
             max_speed: round.max_speed,
             speed_bound: problem

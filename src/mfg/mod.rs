@@ -98,15 +98,17 @@ pub(crate) fn check_guess_shape(what: &str, field: &Array2<f64>, grid: &Grid) ->
     ))
 }
 
-/// The discriminator of a problem's `D_f^L(. || Q)` with default PDHG steps.
+/// The discriminator of a problem's `D_f^L(. || Q)` with PDHG in `metric`.
 pub(crate) fn critic_for(
     grid: &Grid,
     problem: &Problem,
     q: &Array2<f64>,
     parallelism: crate::par::Parallelism,
+    metric: crate::divergence::PdhgMetric,
 ) -> crate::divergence::Discriminator {
     let pdhg = crate::divergence::PdhgOptions {
         parallelism,
+        metric,
         ..Default::default()
     };
     crate::divergence::Discriminator::new(

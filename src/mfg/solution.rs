@@ -53,6 +53,10 @@ pub struct Diagnostics {
     pub dual_value: f64,
     /// `objective - dual_value`, a convergence certificate.
     pub duality_gap: f64,
+    /// How far `dual_value` may exceed the optimum it bounds (NaN where the
+    /// method's dual value is no bound): the optimum lies in
+    /// `[dual_value - lower_bound_bias, objective]`.
+    pub lower_bound_bias: f64,
     /// rho-weighted RMS of `dU/dt - |grad U|^2/(2 alpha)` at t = T/2.
     pub hj_residual: f64,
     /// Largest agent speed `|y* - x| / T` on the support of rho0.
