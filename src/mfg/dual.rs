@@ -883,7 +883,8 @@ impl super::Solver for DualSolver {
 }
 
 /// How far the dual value may exceed the optimum that the primal plans bound.
-/// Two sources, each a proven bound:
+/// Two sources (the second is bounded with the computed plan standing in for
+/// the unknown optimal one):
 /// - the plans are semi-discrete (agents aim at points, deposited by
 ///   cloud-in-cell), the dual is that of the node problem; splitting an
 ///   agent's mass over the cloud-in-cell nodes of its aim costs at most
