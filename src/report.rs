@@ -31,6 +31,7 @@ pub fn summary(case: &str, cells: usize, solution: &Solution, exact: Option<f64>
         "objective": number(d.objective),
         "kinetic_energy": number(d.kinetic_energy),
         "terminal_cost": number(d.terminal_cost),
+        "quantisation": number(d.quantisation),
         "dual_value": number(d.dual_value),
         "duality_gap": number(d.duality_gap),
         "lower_bound_bias": number(d.lower_bound_bias),

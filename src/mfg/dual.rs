@@ -1,5 +1,13 @@
 //! Coupled MFG solver with exact characteristics (method `dual`).
 //!
+//! Two algorithms maximise the dual ([`DualAlgorithm`]). The default runs
+//! the semi-discrete Newton ascent of [`super::semidiscrete`] first: exact
+//! Laguerre cells, a certified gap with no discretisation bias, iterations
+//! that do not grow with the grid. It closes the gap exactly where the W1
+//! proximal does not bind (L = inf, or L above the slope of the solution's
+//! discriminator). Where L binds, the ladder-of-scales ascent below takes
+//! over:
+//!
 //! With both proximals the problem is a transport problem with the Huber cost
 //! `k` of [`crate::hj::huber`] (the inf-convolution of the W2 and W1 kernels):
 //!
@@ -36,12 +44,15 @@
 
 use super::characteristics::{hj_residual, max_speed, push_forward, value_at};
 use super::monotone::monotone_transport;
+use super::semidiscrete::{Level, Newton, multilevel};
 use super::solution::{Diagnostics, Snapshot, Solution, StopReason};
-use super::{IterationState, Observer};
+use super::{IterationState, Observer, conjugate_gradient};
 use crate::divergence::FDivergence;
 use crate::error::{Error, Result};
 use crate::grid::{Grid, normalise_mass};
-use crate::hj::{HopfLax, HopfLaxWorkspace, HuberKernel, hopf_lax_into, lipschitz_envelope};
+use crate::hj::{
+    HopfLax, HopfLaxWorkspace, HuberKernel, hopf_lax, hopf_lax_into, lipschitz_envelope,
+};
 use crate::par::Parallelism;
 use crate::problem::Problem;
 use ndarray::Array2;
@@ -50,9 +61,9 @@ use std::time::Instant;
 /// Options of the dual-ascent solver.
 #[derive(Debug, Clone)]
 pub struct DualOptions {
-    /// Ascent iterations at most (all stages together).
+    /// Iterations at most (Newton steps on every level and ladder steps together).
     pub max_iterations: usize,
-    /// Stop when `J - Phi <= tolerance * max(1, |J|)` at the last stage.
+    /// Stop when `J - Phi <= tolerance * max(1, |J|)` (at the ladder's last stage).
     pub tolerance: f64,
     /// Ratio of the ladder of scales of the Huber c-transform (> 1).
     pub ladder_ratio: f64,
@@ -74,13 +85,15 @@ pub struct DualOptions {
     pub snapshots: usize,
     /// Parallel sweeps.
     pub parallelism: Parallelism,
+    /// Semi-discrete Newton, the ladder, or the first that applies.
+    pub algorithm: DualAlgorithm,
 }
 
 impl Default for DualOptions {
     fn default() -> Self {
         DualOptions {
             max_iterations: 1000,
-            tolerance: 2e-4,
+            tolerance: 1e-5,
             ladder_ratio: 1.1,
             smoothing: 1e-2,
             smoothing_min: 1e-4,
@@ -90,8 +103,22 @@ impl Default for DualOptions {
             stiffness: 0.1,
             snapshots: 5,
             parallelism: Parallelism::Rayon,
+            algorithm: DualAlgorithm::Auto,
         }
     }
+}
+
+/// How the dual is maximised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DualAlgorithm {
+    /// Semi-discrete Newton first; where the W1 proximal binds, the ladder.
+    #[default]
+    Auto,
+    /// Semi-discrete Newton only (an error where the W1 proximal binds).
+    Newton,
+    /// The ladder-of-scales ascent only.
+    Ladder,
 }
 
 /// Optional starting point (used by uniqueness studies).
@@ -134,6 +161,26 @@ impl Plan {
         self.kinetic = (1.0 - w) * self.kinetic + w * other.kinetic;
         self.w1 = (1.0 - w) * self.w1 + w * other.w1;
     }
+}
+
+/// What an ascent hands to the rest of the solve.
+struct Outcome {
+    /// The best potential (`+inf` off the support).
+    psi: Array2<f64>,
+    /// `psi^k` on the nodes (`U(., 0)`).
+    value0: Array2<f64>,
+    /// The best plan.
+    plan: Plan,
+    objective: f64,
+    dual: f64,
+    iterations: usize,
+    converged: bool,
+    /// See [`Diagnostics::lower_bound_bias`].
+    bias: f64,
+    /// The coarse-to-fine levels of the Newton ascent (empty for the ladder).
+    levels: Vec<Level>,
+    /// See [`Diagnostics::quantisation`].
+    quantisation: f64,
 }
 
 /// Everything the ascent needs at one potential.
@@ -578,51 +625,6 @@ impl<'a> Setup<'a> {
     }
 }
 
-/// Preconditioned CG for a symmetric positive definite operator on the masked entries.
-fn conjugate_gradient(
-    apply: &dyn Fn(&[f64], &mut [f64]),
-    diag: &[f64],
-    rhs: &[f64],
-    mask: &[bool],
-    tolerance: f64,
-    max_iterations: usize,
-) -> ndarray::Array1<f64> {
-    let n = rhs.len();
-    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
-    let mut x = vec![0.0; n];
-    let mut r: Vec<f64> = rhs
-        .iter()
-        .zip(mask)
-        .map(|(v, m)| if *m { *v } else { 0.0 })
-        .collect();
-    let mut z: Vec<f64> = r.iter().zip(diag).map(|(a, d)| a / d).collect();
-    let mut p = z.clone();
-    let mut ap = vec![0.0; n];
-    let mut rz = dot(&r, &z);
-    let stop = tolerance * dot(&r, &r).sqrt();
-    for _ in 0..max_iterations {
-        if dot(&r, &r).sqrt() <= stop {
-            break;
-        }
-        apply(&p, &mut ap);
-        let alpha = rz / dot(&p, &ap);
-        for k in 0..n {
-            x[k] += alpha * p[k];
-            r[k] -= alpha * ap[k];
-        }
-        for k in 0..n {
-            z[k] = r[k] / diag[k];
-        }
-        let rz_new = dot(&r, &z);
-        let beta = rz_new / rz;
-        rz = rz_new;
-        for k in 0..n {
-            p[k] = z[k] + beta * p[k];
-        }
-    }
-    ndarray::Array1::from(x)
-}
-
 /// The dual-ascent solver with exact characteristics.
 #[derive(Debug, Clone, Default)]
 pub struct DualSolver {
@@ -634,6 +636,95 @@ impl DualSolver {
     /// Solver with the given options.
     pub fn new(options: DualOptions) -> Self {
         DualSolver { options }
+    }
+}
+
+impl DualSolver {
+    /// Runs the algorithms the options ask for, from `psi`.
+    #[allow(clippy::too_many_arguments)]
+    fn outcome(
+        &self,
+        problem: &Problem,
+        grid: &Grid,
+        rho0: &Array2<f64>,
+        q: &Array2<f64>,
+        kernel: HuberKernel,
+        psi: Array2<f64>,
+        guess_given: bool,
+        observer: &mut dyn Observer,
+    ) -> Result<Outcome> {
+        let o = &self.options;
+        let mut spent = 0;
+        if o.algorithm != DualAlgorithm::Ladder {
+            let start = guess_given.then(|| psi.clone());
+            let (r, levels) = multilevel(
+                problem,
+                grid,
+                rho0,
+                q,
+                start,
+                o.parallelism,
+                o.max_iterations,
+                o.tolerance,
+                observer,
+            )?;
+            let iterations = levels.iter().map(|l| l.iterations).sum();
+            // with a finite L the lower bound is taken at the nearest
+            // L-Lipschitz potential; the gap stays closed where L does not bind
+            let dual = match problem.lipschitz {
+                Some(l) => Newton {
+                    grid,
+                    rho0,
+                    q,
+                    divergence: problem.divergence,
+                    tau: kernel.tau(),
+                    parallelism: o.parallelism,
+                }
+                .lipschitz_dual(&r.psi, l),
+                None => r.dual,
+            };
+            let gap = r.objective - dual;
+            if r.converged && gap <= o.tolerance * r.objective.abs().max(1.0) {
+                let mut ws = HopfLaxWorkspace::new(grid);
+                let value0 =
+                    hopf_lax(grid, &r.psi, 0.5 / kernel.tau(), &mut ws, o.parallelism).value;
+                let cells = r.cells;
+                return Ok(Outcome {
+                    psi: r.psi,
+                    value0,
+                    plan: Plan {
+                        gamma: cells.mass.clone(),
+                        rho_terminal: cells.mass,
+                        end: cells.aim,
+                        kinetic: cells.centroid_cost,
+                        w1: 0.0,
+                    },
+                    quantisation: cells.cost - cells.centroid_cost,
+                    objective: r.objective,
+                    dual,
+                    iterations,
+                    converged: true,
+                    bias: 0.0,
+                    levels,
+                });
+            }
+            if o.algorithm == DualAlgorithm::Newton {
+                return Err(Error::invalid(
+                    "algorithm",
+                    "newton",
+                    &format!(
+                        "the semi-discrete Newton ascent ended at gap {gap:.2e} after {iterations} iterations (the W1 proximal binds where the gap stays open): use auto or ladder"
+                    ),
+                ));
+            }
+            spent = iterations;
+        }
+        let mut setup = Setup::new(grid, rho0, q, problem.divergence, kernel, o);
+        let mut out = ladder_ascent(
+            &mut setup, problem, grid, rho0, q, &kernel, psi, o, observer,
+        )?;
+        out.iterations += spent;
+        Ok(out)
     }
 }
 
@@ -671,7 +762,6 @@ impl super::Solver for DualSolver {
             horizon: problem.horizon,
             lipschitz: problem.lipschitz,
         };
-        let mut setup = Setup::new(grid, &rho0, &q, problem.divergence, kernel, o);
         let mut psi = match &guess.potential {
             Some(p) => {
                 super::check_guess_shape("initial potential", p, grid)?;
@@ -684,126 +774,28 @@ impl super::Solver for DualSolver {
                 *v = f64::INFINITY;
             }
         }
-        let smooth = setup.ladder.len() > 1;
-        let mut eps = if smooth { o.smoothing } else { 0.0 };
-        let mut eval = setup.evaluate(&psi, eps)?;
-        let mut best = (eval.hard, psi.clone(), eval.transform.clone());
-        let mut iterations = 0;
-        let mut stage_count = 0;
-        let mut step = 1.0;
-        let mut converged = false;
-        let mut mixture = eval.plan.clone();
-        let mut objective = mixture.cost() + setup.divergence(&mixture.gamma);
-        let mut dual_done = false;
-        while iterations < o.max_iterations {
-            iterations += 1;
-            stage_count += 1;
-            // once the dual has stalled, only the primal moves (Frank-Wolfe)
-            let direction = if dual_done {
-                grid.zeros()
-            } else {
-                setup.newton_direction(&eval)
-            };
-            let slope: f64 = (&direction * &eval.gradient).sum();
-            let mut accepted = false;
-            for _ in 0..if dual_done { 0 } else { 12 } {
-                let mut trial = psi.clone();
-                trial.scaled_add(step, &direction);
-                let e = setup.evaluate(&trial, eps)?;
-                if e.soft >= eval.soft + 1e-4 * step * slope {
-                    psi = trial;
-                    eval = e;
-                    accepted = true;
-                    step = (step * 2.0).min(1.0);
-                    break;
-                }
-                step *= 0.5;
-            }
-            if !dual_done {
-                let w = setup.line_search(&mixture, &eval.plan);
-                mixture.mix(&eval.plan, w);
-            }
-            // a Frank-Wolfe atom too: the best response to f'(gamma_bar / q)
-            let linear = ndarray::Zip::from(&mixture.gamma)
-                .and(&q)
-                .map_collect(|&g, &t| {
-                    if t > 0.0 {
-                        problem.divergence.f_prime((g / t).max(1e-8))
-                    } else {
-                        f64::INFINITY
-                    }
-                });
-            let fw = setup.evaluate(&linear, eps)?;
-            let w = setup.line_search(&mixture, &fw.plan);
-            mixture.mix(&fw.plan, w);
-            objective = mixture.cost() + setup.divergence(&mixture.gamma);
-            if !objective.is_finite() || !eval.hard.is_finite() {
-                return Err(Error::Diverged {
-                    method: "dual".into(),
-                    iteration: iterations,
-                    quantity: "objective".into(),
-                    value: objective,
-                });
-            }
-            if eval.hard > best.0 {
-                best = (eval.hard, psi.clone(), eval.transform.clone());
-            }
-            observer.observe(&IterationState {
-                iteration: iterations,
-                objective,
-                dual: best.0,
-                smoothing: eps,
-                residual: objective - best.0,
-            });
-            let gap = objective - best.0;
-            let last_stage = !smooth || eps <= o.smoothing_min;
-            if last_stage && gap <= o.tolerance * objective.abs().max(1.0) {
-                converged = true;
-                break;
-            }
-            let stalled = !accepted || slope <= 1e-14 * objective.abs().max(1.0);
-            let stage_done = gap <= o.tolerance * objective.abs().max(1.0)
-                || stalled
-                || stage_count >= o.stage_iterations;
-            if stage_done {
-                if last_stage {
-                    dual_done |= stalled;
-                } else {
-                    eps = (eps * 0.25).max(o.smoothing_min);
-                    stage_count = 0;
-                    step = 1.0;
-                    eval = setup.evaluate(&psi, eps)?;
-                }
-            }
-        }
-        let (dual, best_psi, value0) = best;
-        // the soft best response to the best potential is a feasible plan too:
-        // keep whichever of it and the Frank-Wolfe mixture costs less
-        let last = setup.evaluate(&best_psi, eps)?.plan;
-        let last_objective = last.cost() + setup.divergence(&last.gamma);
-        let (mut plan, mut objective) = if last_objective < objective {
-            (last, last_objective)
-        } else {
-            (mixture, objective)
-        };
-        // in 1-D the monotone plan onto the Gibbs measure of psi is exact for
-        // the transport part: another feasible plan, often the best
-        if grid.dim == 1 {
-            let (ps, qs) = (
-                best_psi.as_slice().expect("layout"),
-                q.as_slice().expect("layout"),
-            );
-            let gibbs =
-                Array2::from_shape_vec(grid.shape(), problem.divergence.lambda_gradient(ps, qs))
-                    .expect("shape");
-            let monotone = monotone_plan(grid, &rho0, &gibbs, &kernel);
-            let value = monotone.cost() + setup.divergence(&monotone.gamma);
-            if value < objective {
-                plan = monotone;
-                objective = value;
-            }
-        }
-        let converged = converged || objective - dual <= o.tolerance * objective.abs().max(1.0);
+        let outcome = self.outcome(
+            problem,
+            grid,
+            &rho0,
+            &q,
+            kernel,
+            psi,
+            guess.potential.is_some(),
+            observer,
+        )?;
+        let Outcome {
+            psi: best_psi,
+            value0,
+            plan,
+            objective,
+            dual,
+            iterations,
+            converged,
+            bias,
+            levels,
+            quantisation,
+        } = outcome;
         let gap = objective - dual;
         let mut ws = HopfLaxWorkspace::new(grid);
         // U(., T) = psi^L (psi itself without the W1 proximal)
@@ -847,14 +839,20 @@ impl super::Solver for DualSolver {
             &mut ws,
             o.parallelism,
         );
-        let terminal_cost = plan.w1 + setup.divergence(&plan.gamma);
+        let terminal_cost = plan.w1
+            + problem.divergence.divergence(
+                plan.gamma.as_slice().expect("standard layout"),
+                q.as_slice().expect("standard layout"),
+            );
         let diagnostics = Diagnostics {
             objective,
             kinetic_energy: plan.kinetic,
+            quantisation,
             terminal_cost,
             dual_value: dual,
             duality_gap: gap,
-            lower_bound_bias: lower_bound_bias(grid, &kernel, o.ladder_ratio, &plan),
+            lower_bound_bias: bias,
+            levels,
             hj_residual,
             max_speed,
             speed_bound: problem.lipschitz.map_or(f64::INFINITY, |l| l / alpha),
@@ -880,6 +878,153 @@ impl super::Solver for DualSolver {
             diagnostics,
         })
     }
+}
+
+/// The ladder-of-scales ascent (the algorithm where the W1 proximal binds).
+#[allow(clippy::too_many_arguments)]
+fn ladder_ascent(
+    setup: &mut Setup,
+    problem: &Problem,
+    grid: &Grid,
+    rho0: &Array2<f64>,
+    q: &Array2<f64>,
+    kernel: &HuberKernel,
+    mut psi: Array2<f64>,
+    o: &DualOptions,
+    observer: &mut dyn Observer,
+) -> Result<Outcome> {
+    let smooth = setup.ladder.len() > 1;
+    let mut eps = if smooth { o.smoothing } else { 0.0 };
+    let mut eval = setup.evaluate(&psi, eps)?;
+    let mut best = (eval.hard, psi.clone(), eval.transform.clone());
+    let mut iterations = 0;
+    let mut stage_count = 0;
+    let mut step = 1.0;
+    let mut converged = false;
+    let mut mixture = eval.plan.clone();
+    let mut objective = mixture.cost() + setup.divergence(&mixture.gamma);
+    let mut dual_done = false;
+    while iterations < o.max_iterations {
+        iterations += 1;
+        stage_count += 1;
+        // once the dual has stalled, only the primal moves (Frank-Wolfe)
+        let direction = if dual_done {
+            grid.zeros()
+        } else {
+            setup.newton_direction(&eval)
+        };
+        let slope: f64 = (&direction * &eval.gradient).sum();
+        let mut accepted = false;
+        for _ in 0..if dual_done { 0 } else { 12 } {
+            let mut trial = psi.clone();
+            trial.scaled_add(step, &direction);
+            let e = setup.evaluate(&trial, eps)?;
+            if e.soft >= eval.soft + 1e-4 * step * slope {
+                psi = trial;
+                eval = e;
+                accepted = true;
+                step = (step * 2.0).min(1.0);
+                break;
+            }
+            step *= 0.5;
+        }
+        if !dual_done {
+            let w = setup.line_search(&mixture, &eval.plan);
+            mixture.mix(&eval.plan, w);
+        }
+        // a Frank-Wolfe atom too: the best response to f'(gamma_bar / q)
+        let linear = ndarray::Zip::from(&mixture.gamma)
+            .and(q)
+            .map_collect(|&g, &t| {
+                if t > 0.0 {
+                    problem.divergence.f_prime((g / t).max(1e-8))
+                } else {
+                    f64::INFINITY
+                }
+            });
+        let fw = setup.evaluate(&linear, eps)?;
+        let w = setup.line_search(&mixture, &fw.plan);
+        mixture.mix(&fw.plan, w);
+        objective = mixture.cost() + setup.divergence(&mixture.gamma);
+        if !objective.is_finite() || !eval.hard.is_finite() {
+            return Err(Error::Diverged {
+                method: "dual".into(),
+                iteration: iterations,
+                quantity: "objective".into(),
+                value: objective,
+            });
+        }
+        if eval.hard > best.0 {
+            best = (eval.hard, psi.clone(), eval.transform.clone());
+        }
+        observer.observe(&IterationState {
+            iteration: iterations,
+            objective,
+            dual: best.0,
+            smoothing: eps,
+            residual: objective - best.0,
+        });
+        let gap = objective - best.0;
+        let last_stage = !smooth || eps <= o.smoothing_min;
+        if last_stage && gap <= o.tolerance * objective.abs().max(1.0) {
+            converged = true;
+            break;
+        }
+        let stalled = !accepted || slope <= 1e-14 * objective.abs().max(1.0);
+        let stage_done = gap <= o.tolerance * objective.abs().max(1.0)
+            || stalled
+            || stage_count >= o.stage_iterations;
+        if stage_done {
+            if last_stage {
+                dual_done |= stalled;
+            } else {
+                eps = (eps * 0.25).max(o.smoothing_min);
+                stage_count = 0;
+                step = 1.0;
+                eval = setup.evaluate(&psi, eps)?;
+            }
+        }
+    }
+    let (dual, best_psi, value0) = best;
+    // the soft best response to the best potential is a feasible plan too:
+    // keep whichever of it and the Frank-Wolfe mixture costs less
+    let last = setup.evaluate(&best_psi, eps)?.plan;
+    let last_objective = last.cost() + setup.divergence(&last.gamma);
+    let (mut plan, mut objective) = if last_objective < objective {
+        (last, last_objective)
+    } else {
+        (mixture, objective)
+    };
+    // in 1-D the monotone plan onto the Gibbs measure of psi is exact for
+    // the transport part: another feasible plan, often the best
+    if grid.dim == 1 {
+        let (ps, qs) = (
+            best_psi.as_slice().expect("layout"),
+            q.as_slice().expect("layout"),
+        );
+        let gibbs =
+            Array2::from_shape_vec(grid.shape(), problem.divergence.lambda_gradient(ps, qs))
+                .expect("shape");
+        let monotone = monotone_plan(grid, rho0, &gibbs, kernel);
+        let value = monotone.cost() + setup.divergence(&monotone.gamma);
+        if value < objective {
+            plan = monotone;
+            objective = value;
+        }
+    }
+    let converged = converged || objective - dual <= o.tolerance * objective.abs().max(1.0);
+    Ok(Outcome {
+        psi: best_psi,
+        value0,
+        bias: lower_bound_bias(grid, kernel, o.ladder_ratio, &plan),
+        plan,
+        objective,
+        dual,
+        iterations,
+        converged,
+        levels: Vec::new(),
+        quantisation: 0.0,
+    })
 }
 
 /// How far the dual value may exceed the optimum that the primal plans bound.

@@ -323,6 +323,7 @@ impl super::Solver for EulerianSolver {
             objective,
             kinetic_energy: round.kinetic,
             terminal_cost,
+            quantisation: 0.0,
             dual_value: dual,
             duality_gap: objective - dual,
             lower_bound_bias: f64::NAN,
@@ -336,6 +337,7 @@ impl super::Solver for EulerianSolver {
             stop_reason: StopReason::new(converged, residual),
             mass_error: (round.terminal().sum() - 1.0).abs(),
             wall_time_s: start.elapsed().as_secs_f64(),
+            levels: Vec::new(),
         };
         Ok(Solution {
             method: "eulerian".into(),

@@ -10,12 +10,14 @@ pub mod dual;
 pub mod eulerian;
 pub mod monotone;
 pub mod particles;
+mod semidiscrete;
 pub mod solution;
 pub mod trace;
 
-pub use dual::{DualOptions, DualSolver, InitialGuess};
+pub use dual::{DualAlgorithm, DualOptions, DualSolver, InitialGuess};
 pub use eulerian::{EulerianOptions, EulerianSolver, TerminalGuess};
 pub use particles::{AgentGuess, ParticleOptions, ParticleSolver};
+pub use semidiscrete::Level;
 pub use solution::{Diagnostics, Snapshot, Solution, StopReason, ValueSeries};
 
 /// State of one iteration, passed to observers.
@@ -118,4 +120,49 @@ pub(crate) fn critic_for(
         q.clone(),
         pdhg,
     )
+}
+
+/// Preconditioned CG for a symmetric positive definite operator on the masked entries.
+pub(crate) fn conjugate_gradient(
+    apply: &dyn Fn(&[f64], &mut [f64]),
+    diag: &[f64],
+    rhs: &[f64],
+    mask: &[bool],
+    tolerance: f64,
+    max_iterations: usize,
+) -> ndarray::Array1<f64> {
+    let n = rhs.len();
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let mut x = vec![0.0; n];
+    let mut r: Vec<f64> = rhs
+        .iter()
+        .zip(mask)
+        .map(|(v, m)| if *m { *v } else { 0.0 })
+        .collect();
+    let mut z: Vec<f64> = r.iter().zip(diag).map(|(a, d)| a / d).collect();
+    let mut p = z.clone();
+    let mut ap = vec![0.0; n];
+    let mut rz = dot(&r, &z);
+    let stop = tolerance * dot(&r, &r).sqrt();
+    for _ in 0..max_iterations {
+        if dot(&r, &r).sqrt() <= stop {
+            break;
+        }
+        apply(&p, &mut ap);
+        let alpha = rz / dot(&p, &ap);
+        for k in 0..n {
+            x[k] += alpha * p[k];
+            r[k] -= alpha * ap[k];
+        }
+        for k in 0..n {
+            z[k] = r[k] / diag[k];
+        }
+        let rz_new = dot(&r, &z);
+        let beta = rz_new / rz;
+        rz = rz_new;
+        for k in 0..n {
+            p[k] = z[k] + beta * p[k];
+        }
+    }
+    ndarray::Array1::from(x)
 }

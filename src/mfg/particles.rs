@@ -316,6 +316,7 @@ impl super::Solver for ParticleSolver {
             objective,
             kinetic_energy: kinetic,
             terminal_cost,
+            quantisation: 0.0,
             dual_value: dual,
             duality_gap: objective - dual,
             lower_bound_bias: f64::NAN,
@@ -327,6 +328,7 @@ impl super::Solver for ParticleSolver {
             stop_reason: StopReason::new(converged, residual),
             mass_error: (rho_terminal.sum() - 1.0).abs(),
             wall_time_s: start.elapsed().as_secs_f64(),
+            levels: Vec::new(),
         };
         Ok(Solution {
             method: "particles".into(),

@@ -43,12 +43,16 @@ impl std::fmt::Display for StopReason {
 /// Figures of merit of a solution (math.md sections 1–3 and E).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Diagnostics {
-    /// `J = kinetic_energy + terminal_cost`.
+    /// `J = kinetic_energy + quantisation + terminal_cost`.
     pub objective: f64,
     /// `alpha int int |v|^2/2 rho` (= `alpha/(2T) E|y* - x|^2` on straight lines).
     pub kinetic_energy: f64,
     /// `D_f^L(rho_T || Q)`.
     pub terminal_cost: f64,
+    /// The part of J that the grid adds: in the dual method's semi-discrete
+    /// plan, the spread of each Laguerre cell about its centroid (pixels of
+    /// rho0 sent to nodes), which vanishes like h^2; 0 for other methods.
+    pub quantisation: f64,
     /// Dual value `int HL_T phi d rho0 - Lambda_f(phi; Q)`.
     pub dual_value: f64,
     /// `objective - dual_value`, a convergence certificate.
@@ -73,6 +77,9 @@ pub struct Diagnostics {
     pub mass_error: f64,
     /// Wall time of the solve.
     pub wall_time_s: f64,
+    /// Coarse-to-fine levels of the dual method's Newton ascent, coarsest
+    /// first (empty for other methods and algorithms).
+    pub levels: Vec<super::Level>,
 }
 
 /// Density and value function at one time.

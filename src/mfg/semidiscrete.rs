@@ -1,0 +1,394 @@
+//! Semi-discrete Newton ascent of the dual, the `dual` method's first
+//! algorithm. The problem is split at rho_T (math.md section 1, static form):
+//!
+//! ```text
+//! J* = min_rho_T  alpha / (2T) W2^2(rho0, rho_T) + D_f^L(rho_T || Q)
+//!    = max_{psi L-Lipschitz}  Phi(psi) = int u_psi rho0 dx - Lambda_f(psi; Q),
+//!      u_psi(x) = min_j psi_j + |x - y_j|^2 / (2 tau),   tau = T / alpha,
+//! ```
+//!
+//! with rho0 spread uniformly over the pixel of each node and psi on the
+//! nodes. The minimum's cells are Laguerre cells
+//! ([`crate::transport::laguerre`]), so Phi, its gradient `mass - grad
+//! Lambda` and its Hessian (a graph Laplacian weighted by the cells' shared
+//! boundaries, plus the curvature of Lambda) are exact, and damped Newton
+//! steps from a coarse-to-fine start converge in a number of iterations on
+//! the finest grid that does not grow with it.
+//!
+//! The ascent runs without the Lipschitz constraint (psi on the support of
+//! Q). Its plan (each cell to its node, exact cost) bounds J* from above.
+//! Without a Lipschitz bound `Phi(psi)` bounds it from below; with one, the
+//! lower bound is Phi at the largest L-Lipschitz potential below psi, which
+//! equals psi wherever the constraint does not bind. Both bounds belong to
+//! one discrete problem (semi-discrete W2; W1 between nodes), so their gap
+//! has no discretisation bias, and it closes exactly when the W1 proximal
+//! does not bind. Where it binds the `dual` method goes on with the ladder.
+
+use super::{IterationState, Observer, conjugate_gradient};
+use crate::divergence::FDivergence;
+use crate::error::{Error, Result};
+use crate::grid::Grid;
+use crate::hj::{HopfLaxWorkspace, lipschitz_envelope};
+use crate::par::Parallelism;
+use crate::problem::Problem;
+use crate::transport::{LaguerreCells, LaguerreWorkspace, laguerre_cells};
+use ndarray::Array2;
+
+/// The result of a Newton ascent.
+pub(crate) struct NewtonOutcome {
+    /// The last potential (`+inf` off the support).
+    pub psi: Array2<f64>,
+    /// Its cells (the plan).
+    pub cells: LaguerreCells,
+    /// `J(plan)`, the upper bound.
+    pub objective: f64,
+    /// `Phi(psi)`, the lower bound (before any Lipschitz projection).
+    pub dual: f64,
+    /// Newton iterations taken.
+    pub iterations: usize,
+    /// Whether the relative gap reached the tolerance.
+    pub converged: bool,
+}
+
+struct Evaluation {
+    cells: LaguerreCells,
+    /// `q f*'(psi - nu)` (grad Lambda) and `q f*''(psi - nu)`.
+    gibbs: Vec<f64>,
+    curvature: Vec<f64>,
+    dual: f64,
+    objective: f64,
+}
+
+/// Fixed data of one ascent.
+pub(crate) struct Newton<'a> {
+    pub grid: &'a Grid,
+    pub rho0: &'a Array2<f64>,
+    pub q: &'a Array2<f64>,
+    pub divergence: FDivergence,
+    pub tau: f64,
+    pub parallelism: Parallelism,
+}
+
+impl Newton<'_> {
+    fn evaluate(&self, psi: &Array2<f64>, ws: &mut LaguerreWorkspace) -> Evaluation {
+        let cells = laguerre_cells(self.grid, self.rho0, psi, self.tau, ws, self.parallelism);
+        let (ps, qs) = (
+            psi.as_slice().expect("standard layout"),
+            self.q.as_slice().expect("standard layout"),
+        );
+        let f = self.divergence;
+        let (lambda, nu) = f.lambda_nu(ps, qs);
+        let (gibbs, curvature) = ps
+            .iter()
+            .zip(qs)
+            .map(|(p, qi)| {
+                if *qi > 0.0 {
+                    (qi * f.conj_d1(p - nu), qi * f.conj_d2(p - nu))
+                } else {
+                    (0.0, 0.0)
+                }
+            })
+            .unzip();
+        let masses = cells.mass.as_slice().expect("standard layout");
+        Evaluation {
+            dual: cells.dual_integral - lambda,
+            objective: cells.cost + f.divergence(masses, qs),
+            cells,
+            gibbs,
+            curvature,
+        }
+    }
+
+    /// The Newton direction: `(W + diag(curvature) + floor L_grid) delta =
+    /// mass - gibbs` on the support, `W` the Laplacian of the cells'
+    /// couplings. The floor couples every node to its grid neighbours with
+    /// weight `floor * max W` (Levenberg–Marquardt: it keeps the steps smooth
+    /// where cells are empty and is lowered as the steps are accepted).
+    fn direction(&self, e: &Evaluation, support: &[bool], floor: f64) -> Vec<f64> {
+        let n = support.len();
+        let mut diag: Vec<f64> = e
+            .curvature
+            .iter()
+            .zip(support)
+            .map(|(c, on)| if *on { *c } else { 0.0 })
+            .collect();
+        let mut neighbours: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n];
+        let mut couple = |j: usize, k: usize, w: f64| {
+            if support[j] && support[k] && w > 0.0 {
+                neighbours[j].push((k, w));
+                neighbours[k].push((j, w));
+                diag[j] += w;
+                diag[k] += w;
+            }
+        };
+        let largest = e.cells.coupling.iter().fold(0.0f64, |a, c| a.max(c.2));
+        for &(j, k, w) in &e.cells.coupling {
+            couple(j, k, w);
+        }
+        if floor > 0.0 {
+            let (n0, n1) = self.grid.shape();
+            for i in 0..n0 {
+                for j in 0..n1 {
+                    let k = i * n1 + j;
+                    if i + 1 < n0 {
+                        couple(k, k + n1, floor * largest);
+                    }
+                    if j + 1 < n1 {
+                        couple(k, k + 1, floor * largest);
+                    }
+                }
+            }
+        }
+        let top = diag.iter().fold(0.0f64, |a, b| a.max(*b));
+        for d in diag.iter_mut() {
+            *d += 1e-14 * top.max(1e-300);
+        }
+        let apply = |v: &[f64], out: &mut [f64]| {
+            for k in 0..n {
+                out[k] = if support[k] {
+                    diag[k] * v[k] - neighbours[k].iter().map(|&(m, w)| w * v[m]).sum::<f64>()
+                } else {
+                    0.0
+                };
+            }
+        };
+        let rhs: Vec<f64> = e
+            .cells
+            .mass
+            .iter()
+            .zip(&e.gibbs)
+            .map(|(m, g)| m - g)
+            .collect();
+        conjugate_gradient(&apply, &diag, &rhs, support, 1e-8, 4 * n.max(100)).to_vec()
+    }
+
+    /// Damped Newton ascent from `psi` until `J - Phi <= tolerance max(1, |J|)`.
+    pub fn run(
+        &self,
+        mut psi: Array2<f64>,
+        max_iterations: usize,
+        tolerance: f64,
+        observer: &mut dyn Observer,
+    ) -> Result<NewtonOutcome> {
+        let mut ws = LaguerreWorkspace::new(self.grid);
+        let support: Vec<bool> = self.q.iter().map(|m| *m > 0.0).collect();
+        let mut e = self.evaluate(&psi, &mut ws);
+        let mut floor = 1e-3;
+        let mut iterations = 0;
+        let mut converged = false;
+        loop {
+            if !(e.objective.is_finite() && e.dual.is_finite()) {
+                return Err(Error::Diverged {
+                    method: "dual (semi-discrete Newton)".into(),
+                    iteration: iterations,
+                    quantity: "objective".into(),
+                    value: e.objective,
+                });
+            }
+            if e.objective - e.dual <= tolerance * e.objective.abs().max(1.0) {
+                converged = true;
+                break;
+            }
+            if iterations >= max_iterations {
+                break;
+            }
+            iterations += 1;
+            let delta = self.direction(&e, &support, floor);
+            let slope: f64 = delta
+                .iter()
+                .zip(e.cells.mass.iter().zip(&e.gibbs))
+                .map(|(d, (m, g))| d * (m - g))
+                .sum();
+            let mut step = 1.0;
+            let mut accepted = None;
+            for _ in 0..30 {
+                let mut trial = psi.clone();
+                for ((t, d), on) in trial.iter_mut().zip(&delta).zip(&support) {
+                    if *on {
+                        *t += step * d;
+                    }
+                }
+                let next = self.evaluate(&trial, &mut ws);
+                if next.dual >= e.dual + 1e-4 * step * slope {
+                    accepted = Some((trial, next));
+                    break;
+                }
+                step *= 0.5;
+            }
+            floor = if step == 1.0 {
+                if floor < 1e-8 { 0.0 } else { floor / 4.0 }
+            } else {
+                (floor * 4.0).clamp(1e-6, 1.0)
+            };
+            let Some((trial, next)) = accepted else {
+                // no ascent left at working precision
+                break;
+            };
+            psi = trial;
+            e = next;
+            observer.observe(&IterationState {
+                iteration: iterations,
+                objective: e.objective,
+                dual: e.dual,
+                smoothing: 0.0,
+                residual: e.objective - e.dual,
+            });
+        }
+        Ok(NewtonOutcome {
+            psi,
+            objective: e.objective,
+            dual: e.dual,
+            cells: e.cells,
+            iterations,
+            converged,
+        })
+    }
+
+    /// Phi at the largest L-Lipschitz potential below psi: a lower bound on
+    /// the problem with Lipschitz bound L (`D_f^L(rho_T || Q)` is the maximum
+    /// of `<rho_T, phi> - Lambda(phi)` over L-Lipschitz phi on the nodes, so
+    /// any such phi bounds the dual from below). The ladder envelope for
+    /// `L / sqrt(r)` is used: its cone lies between `l |z|` and branch slopes
+    /// `l sqrt(r)`, so it is L-Lipschitz between any two nodes, and it equals
+    /// psi wherever psi is `l`-Lipschitz already.
+    pub fn lipschitz_dual(&self, psi: &Array2<f64>, lipschitz: f64) -> f64 {
+        const RATIO: f64 = 1.05;
+        let mut hl = HopfLaxWorkspace::new(self.grid);
+        // defined on every node: rho_T may sit off the support of Q
+        let feasible = lipschitz_envelope(
+            self.grid,
+            psi,
+            lipschitz / RATIO.sqrt(),
+            RATIO,
+            &mut hl,
+            self.parallelism,
+        );
+        let mut ws = LaguerreWorkspace::new(self.grid);
+        self.evaluate(&feasible, &mut ws).dual
+    }
+}
+
+/// One level of a coarse-to-fine solve.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Level {
+    /// Nodes per axis.
+    pub nodes: [usize; 2],
+    /// Newton iterations on this level.
+    pub iterations: usize,
+    /// Duality gap at the end of the level.
+    pub gap: f64,
+    /// Wall time of the level (s).
+    pub seconds: f64,
+}
+
+/// The grid of spacing `2h` over the same box (the coarse level).
+fn coarser(grid: &Grid) -> Grid {
+    let mut n = [1usize; 2];
+    for (a, count) in n.iter_mut().enumerate().take(grid.dim) {
+        *count = (grid.n[a] - 1).div_ceil(2) + 1;
+    }
+    Grid {
+        dim: grid.dim,
+        lo: grid.lo,
+        h: 2.0 * grid.h,
+        n,
+    }
+}
+
+/// Bilinear interpolation of a coarse potential onto the fine support;
+/// nodes whose stencil leaves the coarse support get the largest value (the
+/// least attractive).
+fn prolong(coarse: &Grid, psi: &Array2<f64>, fine: &Grid, q: &Array2<f64>) -> Array2<f64> {
+    let top = psi
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(f64::NEG_INFINITY, |a, b| a.max(*b));
+    Array2::from_shape_fn(fine.shape(), |(i, j)| {
+        if q[[i, j]] <= 0.0 {
+            return f64::INFINITY;
+        }
+        let v = coarse.interpolate(psi, fine.node(i, j));
+        if v.is_finite() { v } else { top }
+    })
+}
+
+/// Coarse-to-fine Newton: each level starts from the prolonged solution of
+/// the one below, the coarsest (at least 16 cells a side) from zero; with a
+/// `start`, the finest level alone from it. Every level is solved to the
+/// tolerance: a well-converged coarse potential leaves the finer levels one
+/// or two Newton steps.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn multilevel(
+    problem: &Problem,
+    grid: &Grid,
+    rho0: &Array2<f64>,
+    q: &Array2<f64>,
+    start: Option<Array2<f64>>,
+    parallelism: Parallelism,
+    max_iterations: usize,
+    tolerance: f64,
+    observer: &mut dyn Observer,
+) -> Result<(NewtonOutcome, Vec<Level>)> {
+    let mut grids = vec![grid.clone()];
+    while start.is_none() {
+        let last = grids.last().expect("non-empty");
+        let cells = (0..last.dim).map(|a| last.n[a] - 1).min().unwrap_or(0);
+        if cells < 32 {
+            break;
+        }
+        grids.push(coarser(last));
+    }
+    grids.reverse();
+    let tau = problem.horizon / problem.alpha;
+    let mut levels = Vec::new();
+    let mut previous: Option<(Grid, Array2<f64>)> = None;
+    let mut start = start;
+    let mut spent = 0;
+    for (k, level) in grids.iter().enumerate() {
+        let clock = std::time::Instant::now();
+        let finest = k + 1 == grids.len();
+        let owned;
+        let (r0, qq) = if finest {
+            (rho0, q)
+        } else {
+            owned = problem.masses(level)?;
+            (&owned.0, &owned.1)
+        };
+        let mut psi = match (previous.take(), start.take()) {
+            (Some((g, p)), _) => prolong(&g, &p, level, qq),
+            (None, Some(p)) => p,
+            (None, None) => Array2::zeros(level.shape()),
+        };
+        ndarray::Zip::from(&mut psi).and(qq).for_each(|v, m| {
+            if *m <= 0.0 {
+                *v = f64::INFINITY;
+            }
+        });
+        let newton = Newton {
+            grid: level,
+            rho0: r0,
+            q: qq,
+            divergence: problem.divergence,
+            tau,
+            parallelism,
+        };
+        let out = newton.run(
+            psi,
+            max_iterations.saturating_sub(spent),
+            tolerance,
+            observer,
+        )?;
+        spent += out.iterations;
+        levels.push(Level {
+            nodes: level.n,
+            iterations: out.iterations,
+            gap: out.objective - out.dual,
+            seconds: clock.elapsed().as_secs_f64(),
+        });
+        if finest {
+            return Ok((out, levels));
+        }
+        previous = Some((level.clone(), out.psi));
+    }
+    unreachable!("the finest level returns")
+}
