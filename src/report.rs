@@ -43,6 +43,7 @@ pub fn summary(case: &str, cells: usize, solution: &Solution, exact: Option<f64>
         "stop_reason": d.stop_reason.to_string(),
         "mass_error": number(d.mass_error),
         "wall_time_s": d.wall_time_s,
+        "levels": d.levels,
     });
     if let Some(j) = exact {
         v["exact_objective"] = json!(j);
