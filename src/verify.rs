@@ -796,3 +796,121 @@ pub fn agreement(
         rows,
     })
 }
+
+/// One grid of a scaling study.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScalingRow {
+    /// Cells on the longest axis.
+    pub grid: usize,
+    /// Grid nodes in all.
+    pub nodes: usize,
+    /// Iterations, all levels and algorithms together.
+    pub iterations: usize,
+    /// Newton iterations on the finest level (0 where the ladder solved it).
+    pub finest_iterations: usize,
+    /// Wall time of the solve.
+    pub wall_time_s: f64,
+    /// `(J - dual) / max(1, |J|)`.
+    pub relative_gap: f64,
+    /// See [`crate::mfg::Diagnostics::lower_bound_bias`].
+    pub lower_bound_bias: f64,
+    /// Objective J.
+    pub objective: f64,
+    /// `|J - J_exact| / J_exact` where the case has a closed form.
+    pub relative_error: Option<f64>,
+    /// Whether the solve met its tolerance.
+    pub converged: bool,
+}
+
+/// How the dual method's cost grows with the grid.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScalingReport {
+    /// The case.
+    pub case: String,
+    /// One row per grid, coarsest first.
+    pub rows: Vec<ScalingRow>,
+}
+
+impl ScalingReport {
+    /// The markdown table printed by `proxflow verify scaling`.
+    pub fn table(&self) -> String {
+        let mut s = String::from(
+            "| case | grid | nodes | iterations | finest level | time (s) | rel. gap | bias | J | rel. error |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        );
+        for r in &self.rows {
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {:.2} | {:.1e} | {:.1e} | {:.6} | {} |\n",
+                self.case,
+                r.grid,
+                r.nodes,
+                r.iterations,
+                r.finest_iterations,
+                r.wall_time_s,
+                r.relative_gap,
+                r.lower_bound_bias,
+                r.objective,
+                r.relative_error.map_or("-".into(), |e| format!("{e:.2e}"))
+            ));
+        }
+        s
+    }
+
+    /// Log-log figure of iterations and wall time against nodes.
+    pub fn plot(&self, path: &std::path::Path) -> Result<()> {
+        let series = |label: &str, f: &dyn Fn(&ScalingRow) -> f64| crate::plot::Series {
+            label: label.into(),
+            points: self.rows.iter().map(|r| (r.nodes as f64, f(r))).collect(),
+        };
+        let title = format!("{}: the dual method under refinement", self.case);
+        crate::plot::lines(
+            &[
+                series("iterations (all levels)", &|r| r.iterations as f64),
+                series("wall time (s)", &|r| r.wall_time_s.max(1e-3)),
+            ],
+            &crate::plot::Axes {
+                title: &title,
+                x: "grid nodes",
+                y: "iterations / seconds",
+                log_x: true,
+                log_y: true,
+            },
+            path,
+        )
+    }
+}
+
+/// Solves `case` with the default dual method on each grid.
+pub fn scaling(case: &Case, grids: &[usize], progress: &mut dyn Progress) -> Result<ScalingReport> {
+    if grids.is_empty() {
+        return Err(Error::invalid("grids", "[]", "list at least one grid"));
+    }
+    let exact = case.exact.as_ref().map(|e| e.objective());
+    // every grid is checked before the first solve
+    let built: Vec<Grid> = grids.iter().map(|&c| case.grid(c)).collect::<Result<_>>()?;
+    let mut rows = Vec::new();
+    for (grid, &cells) in built.iter().zip(grids) {
+        let sol = DualSolver::default().solve(&case.problem, grid, &mut Silent)?;
+        let d = &sol.diagnostics;
+        let row = ScalingRow {
+            grid: cells,
+            nodes: grid.len(),
+            iterations: d.iterations,
+            finest_iterations: d.levels.last().map_or(0, |l| l.iterations),
+            wall_time_s: d.wall_time_s,
+            relative_gap: d.duality_gap / d.objective.abs().max(1.0),
+            lower_bound_bias: d.lower_bound_bias,
+            objective: d.objective,
+            relative_error: exact.map(|e| (d.objective - e).abs() / e.abs()),
+            converged: d.converged,
+        };
+        progress.step(&format!(
+            "{} @{cells}: {} iterations, {:.2} s, relative gap {:.1e}",
+            case.name, row.iterations, row.wall_time_s, row.relative_gap
+        ));
+        rows.push(row);
+    }
+    Ok(ScalingReport {
+        case: case.name.into(),
+        rows,
+    })
+}

@@ -189,7 +189,12 @@ fn bad_input_gives_one_clear_error_line() {
 /// `proxflow verify` writes the summary keys each study promises.
 #[test]
 fn verify_studies_write_their_summaries() {
-    let runs: [(&str, Vec<&str>, Vec<&str>); 3] = [
+    let runs: [(&str, Vec<&str>, Vec<&str>); 4] = [
+        (
+            "scaling",
+            vec!["--case", "shift-near-2d", "--grids", "32,64"],
+            vec!["rows", "case"],
+        ),
         (
             "uniqueness",
             vec![
@@ -257,6 +262,16 @@ fn verify_studies_write_their_summaries() {
         let summary = summary(&out);
         for key in keys {
             assert!(summary.get(key).is_some(), "{study}: summary lacks {key}");
+        }
+        if study == "scaling" {
+            let rows = summary["rows"].as_array().unwrap();
+            assert_eq!(rows.len(), 2);
+            for row in rows {
+                let gap = row["relative_gap"].as_f64().unwrap();
+                assert!((0.0..=1e-4).contains(&gap), "gap {gap}");
+                assert_eq!(row["lower_bound_bias"].as_f64(), Some(0.0));
+                assert!(row["iterations"].as_u64().unwrap() > 0);
+            }
         }
         if study == "ill-posed" {
             let rows = summary["rows"].as_array().unwrap();

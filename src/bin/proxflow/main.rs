@@ -113,6 +113,19 @@ enum Command {
 
 #[derive(Subcommand)]
 enum Study {
+    /// Iterations, wall time, gap and error of the dual method under grid
+    /// refinement (writes summary.json and scaling.png).
+    Scaling {
+        /// Built-in case.
+        #[arg(long, default_value = "shift-near-2d")]
+        case: String,
+        /// Grids (comma-separated cells on the longest axis).
+        #[arg(long, default_value = "64,128,256,512", value_delimiter = ',')]
+        grids: Vec<usize>,
+        /// Output folder.
+        #[arg(long, default_value = "out/verify-scaling")]
+        out: PathBuf,
+    },
     /// The three methods against each other (and the closed form) under refinement.
     Agreement {
         /// Built-in case.
@@ -227,6 +240,13 @@ fn write_study(out: &Path, summary: &impl serde::Serialize) -> Result<serde_json
 fn run_study(study: Study) -> Result<()> {
     use plot::{Axes, Series};
     match study {
+        Study::Scaling { case, grids, out } => {
+            let c = cases::builtin(&case)?;
+            let r = verify::scaling(&c, &grids, &mut Lines)?;
+            write_study(&out, &r)?;
+            r.plot(&out.join("scaling.png"))?;
+            print!("{}", r.table());
+        }
         Study::Agreement {
             case,
             grids,

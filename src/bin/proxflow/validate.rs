@@ -13,6 +13,7 @@ use proxflow::mfg::{DualSolver, Silent, Solver};
 use proxflow::neural::train::read_history;
 use proxflow::neural::{TrainConfig, Trainer, Variant};
 use proxflow::plot::{Axes, Series, lines};
+use proxflow::verify::Quiet;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -31,6 +32,7 @@ pub struct ValidateArgs {
 /// Sizes of one suite.
 struct Plan {
     closed_forms: Vec<(&'static str, Vec<usize>)>,
+    scaling: Vec<(&'static str, Vec<usize>)>,
     agreement_grids: Vec<usize>,
     uniqueness: (usize, usize, usize),
     straightness_grids: Vec<usize>,
@@ -54,6 +56,11 @@ impl Plan {
                     ("line-2d", vec![32, 64, 128]),
                     ("shift-near-2d", vec![32, 64]),
                 ],
+                scaling: vec![
+                    ("shift-near-2d", vec![32, 64, 128, 256]),
+                    ("gauss-kl-1d", vec![512, 2048, 8192]),
+                    ("dirac-2d", vec![32, 64, 128]),
+                ],
                 agreement_grids: vec![32, 64],
                 uniqueness: (3, 64, 32),
                 straightness_grids: vec![32, 64],
@@ -72,6 +79,11 @@ impl Plan {
                     ("dirac-2d", vec![64, 128, 256]),
                     ("line-2d", vec![64, 128, 256]),
                     ("shift-near-2d", vec![32, 64, 128]),
+                ],
+                scaling: vec![
+                    ("shift-near-2d", vec![64, 128, 256, 512]),
+                    ("gauss-kl-1d", vec![2048, 8192, 32768]),
+                    ("dirac-2d", vec![64, 128, 256]),
                 ],
                 agreement_grids: vec![32, 64, 128],
                 uniqueness: (10, 128, 64),
@@ -241,6 +253,24 @@ pub fn run(args: ValidateArgs) -> Result<()> {
     ));
     results.insert("closed_forms".into(), Value::Array(rows));
 
+    // 1b. Scaling of the dual method (the same code as `proxflow verify scaling`).
+    announce("[1b/8] scaling of the dual method");
+    report.push_str("## 1b. Scaling of the dual method\n\nIterations (all coarse-to-fine levels), Newton steps on the finest level, wall time, relative duality gap and its bias bound under refinement (`proxflow verify scaling`). gauss-kl-1d and shift-near-2d: the semi-discrete Newton ascent; dirac-2d: the ladder (the W1 proximal binds).\n\n");
+    let mut scaling = Vec::new();
+    for (name, grids) in &plan.scaling {
+        let r = proxflow::verify::scaling(&cases::builtin(name)?, grids, &mut Quiet)?;
+        let file = format!("scaling-{name}.png");
+        r.plot(&figures.join(&file))?;
+        report.push_str(&r.table());
+        report.push_str(&format!("\n{}\n", images(&[format!("figures/{file}")])));
+        scaling.push(r);
+    }
+    results.insert(
+        "scaling".into(),
+        serde_json::to_value(&scaling)
+            .map_err(|e| Error::invalid("scaling", e, "not serialisable"))?,
+    );
+
     // 2-5. The verification studies (the same code as `proxflow verify`).
     let studies: Vec<(&str, &str, Study)> = vec![
         (
@@ -295,7 +325,8 @@ pub fn run(args: ValidateArgs) -> Result<()> {
     for (k, (key, title, study)) in studies.into_iter().enumerate() {
         announce(&format!("[{}/8] {title}", k + 2));
         let dir = match &study {
-            Study::Agreement { out, .. }
+            Study::Scaling { out, .. }
+            | Study::Agreement { out, .. }
             | Study::Uniqueness { out, .. }
             | Study::Straightness { out, .. }
             | Study::IllPosed { out, .. } => out.clone(),
