@@ -42,7 +42,8 @@ pub(crate) struct NewtonOutcome {
     pub cells: LaguerreCells,
     /// `J(plan)`, the upper bound.
     pub objective: f64,
-    /// `Phi(psi)`, the lower bound (before any Lipschitz projection).
+    /// The lower bound: `Phi(psi)`, or with a finite L (on the finest level of
+    /// [`multilevel`]) Phi at the nearest L-Lipschitz potential.
     pub dual: f64,
     /// Newton iterations taken.
     pub iterations: usize,
@@ -52,9 +53,10 @@ pub(crate) struct NewtonOutcome {
 
 struct Evaluation {
     cells: LaguerreCells,
-    /// `q f*'(psi - nu)` (grad Lambda) and `q f*''(psi - nu)`.
-    gibbs: Vec<f64>,
+    /// `q f*''(psi - nu)`, the curvature of Lambda.
     curvature: Vec<f64>,
+    /// `mass - q f*'(psi - nu)` (mass minus grad Lambda), the gradient of Phi.
+    gradient: Vec<f64>,
     dual: f64,
     objective: f64,
 }
@@ -78,7 +80,7 @@ impl Newton<'_> {
         );
         let f = self.divergence;
         let (lambda, nu) = f.lambda_nu(ps, qs);
-        let (gibbs, curvature) = ps
+        let (gibbs, curvature): (Vec<f64>, Vec<f64>) = ps
             .iter()
             .zip(qs)
             .map(|(p, qi)| {
@@ -90,12 +92,13 @@ impl Newton<'_> {
             })
             .unzip();
         let masses = cells.mass.as_slice().expect("standard layout");
+        let gradient = masses.iter().zip(&gibbs).map(|(m, g)| m - g).collect();
         Evaluation {
             dual: cells.dual_integral - lambda,
             objective: cells.cost + f.divergence(masses, qs),
             cells,
-            gibbs,
             curvature,
+            gradient,
         }
     }
 
@@ -152,15 +155,8 @@ impl Newton<'_> {
                 };
             }
         };
-        let rhs: Vec<f64> = e
-            .cells
-            .mass
-            .iter()
-            .zip(&e.gibbs)
-            .map(|(m, g)| m - g)
-            .collect();
         // an inexact Newton step: 1e-6 of the residual is plenty
-        conjugate_gradient(&apply, &diag, &rhs, support, 1e-6, 4 * n.max(100)).to_vec()
+        conjugate_gradient(&apply, &diag, &e.gradient, support, 1e-6, 4 * n.max(100)).to_vec()
     }
 
     /// Damped Newton ascent from `psi` until `J - Phi <= tolerance max(1, |J|)`.
@@ -195,11 +191,7 @@ impl Newton<'_> {
             }
             iterations += 1;
             let delta = self.direction(&e, &support, floor);
-            let slope: f64 = delta
-                .iter()
-                .zip(e.cells.mass.iter().zip(&e.gibbs))
-                .map(|(d, (m, g))| d * (m - g))
-                .sum();
+            let slope: f64 = delta.iter().zip(&e.gradient).map(|(d, g)| d * g).sum();
             let mut step = 1.0;
             let mut accepted = None;
             for _ in 0..30 {
@@ -252,7 +244,7 @@ impl Newton<'_> {
     /// `L / sqrt(r)` is used: its cone lies between `l |z|` and branch slopes
     /// `l sqrt(r)`, so it is L-Lipschitz between any two nodes, and it equals
     /// psi wherever psi is `l`-Lipschitz already.
-    pub fn lipschitz_dual(&self, psi: &Array2<f64>, lipschitz: f64) -> f64 {
+    fn lipschitz_dual(&self, psi: &Array2<f64>, lipschitz: f64) -> f64 {
         const RATIO: f64 = 1.05;
         let mut hl = HopfLaxWorkspace::new(self.grid);
         // defined on every node: rho_T may sit off the support of Q
@@ -373,12 +365,18 @@ pub(crate) fn multilevel(
             tau,
             parallelism,
         };
-        let out = newton.run(
+        let mut out = newton.run(
             psi,
             max_iterations.saturating_sub(spent),
             tolerance,
             observer,
         )?;
+        if finest && let Some(l) = problem.lipschitz {
+            // with a finite L the lower bound is taken at the nearest
+            // L-Lipschitz potential; the gap stays closed where L does not bind
+            out.dual = newton.lipschitz_dual(&out.psi, l);
+            out.converged &= out.objective - out.dual <= tolerance * out.objective.abs().max(1.0);
+        }
         spent += out.iterations;
         levels.push(Level {
             nodes: level.n,
