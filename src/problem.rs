@@ -68,6 +68,19 @@ pub struct Component {
 }
 
 impl Distribution {
+    /// Whether some of the mass sits on a set of zero volume in `dim`
+    /// dimensions (a point, or a line in 2-D).
+    pub fn is_singular(&self, dim: usize) -> bool {
+        match self {
+            Distribution::Dirac { .. } => true,
+            Distribution::Subspace { axes, .. } => axes.len() < dim,
+            Distribution::Mixture { components } => components
+                .iter()
+                .any(|c| c.weight > 0.0 && c.distribution.is_singular(dim)),
+            _ => false,
+        }
+    }
+
     /// Standard normal in `dim` dimensions.
     pub fn standard_normal(dim: usize) -> Self {
         Distribution::Gaussian {

@@ -806,11 +806,11 @@ pub struct ScalingRow {
     pub nodes: usize,
     /// Iterations, all levels and algorithms together.
     pub iterations: usize,
-    /// Newton iterations on the finest level (0 where the ladder solved it).
+    /// Newton or interior-point iterations on the finest level (0 where the ladder solved it).
     pub finest_iterations: usize,
     /// Wall time of the solve.
     pub wall_time_s: f64,
-    /// `(J - dual) / max(1, |J|)`.
+    /// `(J - dual) / max(|J|, 0.01)`.
     pub relative_gap: f64,
     /// See [`crate::mfg::Diagnostics::lower_bound_bias`].
     pub lower_bound_bias: f64,
@@ -897,7 +897,7 @@ pub fn scaling(case: &Case, grids: &[usize], progress: &mut dyn Progress) -> Res
             iterations: d.iterations,
             finest_iterations: d.levels.last().map_or(0, |l| l.iterations),
             wall_time_s: d.wall_time_s,
-            relative_gap: d.duality_gap / d.objective.abs().max(1.0),
+            relative_gap: d.duality_gap / d.objective.abs().max(1e-2),
             lower_bound_bias: d.lower_bound_bias,
             objective: d.objective,
             relative_error: exact.map(|e| (d.objective - e).abs() / e.abs()),

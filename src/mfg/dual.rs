@@ -1,12 +1,15 @@
 //! Coupled MFG solver with exact characteristics (method `dual`).
 //!
-//! Two algorithms maximise the dual ([`DualAlgorithm`]). The default runs
+//! Three algorithms maximise the dual ([`DualAlgorithm`]). The default runs
 //! the semi-discrete Newton ascent of [`super::semidiscrete`] first: exact
 //! Laguerre cells, a certified gap with no discretisation bias, iterations
 //! that do not grow with the grid. It closes the gap exactly where the W1
 //! proximal does not bind (L = inf, or L above the slope of the solution's
-//! discriminator). Where L binds, the ladder-of-scales ascent below takes
-//! over:
+//! discriminator). Where L binds, the primal-dual interior-point ascent of
+//! [`super::interior_point`] imposes `|grad psi| <= L` on the P1 elements
+//! (a certified gap again, second order in h on smooth targets). On point
+//! and line targets, and wherever that does not close the gap, the
+//! ladder-of-scales ascent below takes over:
 //!
 //! With both proximals the problem is a transport problem with the Huber cost
 //! `k` of [`crate::hj::huber`] (the inf-convolution of the W2 and W1 kernels):
@@ -63,7 +66,7 @@ use std::time::Instant;
 pub struct DualOptions {
     /// Iterations at most (Newton steps on every level and ladder steps together).
     pub max_iterations: usize,
-    /// Stop when `J - Phi <= tolerance * max(1, |J|)` (at the ladder's last stage).
+    /// Stop when `J - Phi <= tolerance * max(|J|, 0.01)` (at the ladder's last stage).
     pub tolerance: f64,
     /// Ratio of the ladder of scales of the Huber c-transform (> 1).
     pub ladder_ratio: f64,
@@ -112,11 +115,16 @@ impl Default for DualOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DualAlgorithm {
-    /// Semi-discrete Newton first; where the W1 proximal binds, the ladder.
+    /// Semi-discrete Newton first; where the W1 proximal binds, the
+    /// interior-point ascent (the ladder on point and line targets, and
+    /// wherever the interior-point ascent does not close the gap).
     #[default]
     Auto,
     /// Semi-discrete Newton only (an error where the W1 proximal binds).
     Newton,
+    /// The interior-point Newton ascent with the P1 Lipschitz constraint
+    /// (needs a finite L).
+    InteriorPoint,
     /// The ladder-of-scales ascent only.
     Ladder,
 }
@@ -655,7 +663,14 @@ impl DualSolver {
     ) -> Result<Outcome> {
         let o = &self.options;
         let mut spent = 0;
-        if o.algorithm != DualAlgorithm::Ladder {
+        if o.algorithm == DualAlgorithm::InteriorPoint && problem.lipschitz.is_none() {
+            return Err(Error::invalid(
+                "algorithm",
+                "interior-point",
+                "the interior-point ascent imposes the Lipschitz bound: it needs a finite L",
+            ));
+        }
+        if matches!(o.algorithm, DualAlgorithm::Auto | DualAlgorithm::Newton) {
             let start = guess_given.then(|| psi.clone());
             let (r, levels) = multilevel(
                 problem,
@@ -671,28 +686,19 @@ impl DualSolver {
             let iterations = levels.iter().map(|l| l.iterations).sum();
             let (dual, gap) = (r.dual, r.objective - r.dual);
             if r.converged {
-                let mut ws = HopfLaxWorkspace::new(grid);
-                let value0 =
-                    hopf_lax(grid, &r.psi, 0.5 / kernel.tau(), &mut ws, o.parallelism).value;
-                let cells = r.cells;
-                return Ok(Outcome {
+                let gamma = r.cells.mass.clone();
+                let certified = Certified {
                     psi: r.psi,
-                    value0,
-                    plan: Plan {
-                        gamma: cells.mass.clone(),
-                        rho_terminal: cells.mass,
-                        end: cells.aim,
-                        kinetic: cells.centroid_cost,
-                        w1: 0.0,
-                    },
-                    quantisation: cells.cost - cells.centroid_cost,
+                    cells: r.cells,
+                    gamma,
+                    w1: 0.0,
                     objective: r.objective,
                     dual,
                     iterations,
                     converged: true,
-                    bias: 0.0,
                     levels,
-                });
+                };
+                return Ok(certified.outcome(grid, &kernel, o.parallelism));
             }
             if o.algorithm == DualAlgorithm::Newton {
                 return Err(Error::invalid(
@@ -705,12 +711,90 @@ impl DualSolver {
             }
             spent = iterations;
         }
+        // on point and line targets the ladder's cone is exact, while the P1
+        // constraint costs O(h) at the apex: there auto goes to the ladder
+        let interior = match o.algorithm {
+            DualAlgorithm::InteriorPoint => true,
+            DualAlgorithm::Auto => !problem.target.is_singular(problem.dim),
+            _ => false,
+        };
+        if let (Some(l), true) = (problem.lipschitz, interior) {
+            let start = guess_given.then(|| psi.clone());
+            let (r, levels) = super::interior_point::multilevel(
+                problem,
+                l,
+                grid,
+                rho0,
+                q,
+                start,
+                o.parallelism,
+                o.max_iterations.saturating_sub(spent),
+                o.tolerance,
+                observer,
+            )?;
+            let iterations = spent + levels.iter().map(|l| l.iterations).sum::<usize>();
+            if r.converged || o.algorithm == DualAlgorithm::InteriorPoint {
+                let certified = Certified {
+                    psi: r.psi,
+                    cells: r.cells,
+                    gamma: r.gamma,
+                    w1: r.w1,
+                    objective: r.objective,
+                    dual: r.dual,
+                    iterations,
+                    converged: r.converged,
+                    levels,
+                };
+                return Ok(certified.outcome(grid, &kernel, o.parallelism));
+            }
+            spent = iterations;
+        }
         let mut setup = Setup::new(grid, rho0, q, problem.divergence, kernel, o);
         let mut out = ladder_ascent(
             &mut setup, problem, grid, rho0, q, &kernel, psi, o, observer,
         )?;
         out.iterations += spent;
         Ok(out)
+    }
+}
+
+/// The end of a Laguerre-cell ascent (Newton or interior point): plan
+/// "each cell to its node", then a W1 leg of cost `w1` to `gamma`.
+struct Certified {
+    psi: Array2<f64>,
+    cells: crate::transport::LaguerreCells,
+    gamma: Array2<f64>,
+    w1: f64,
+    objective: f64,
+    dual: f64,
+    iterations: usize,
+    converged: bool,
+    levels: Vec<Level>,
+}
+
+impl Certified {
+    fn outcome(self, grid: &Grid, kernel: &HuberKernel, parallelism: Parallelism) -> Outcome {
+        let mut ws = HopfLaxWorkspace::new(grid);
+        let value0 = hopf_lax(grid, &self.psi, 0.5 / kernel.tau(), &mut ws, parallelism).value;
+        let cells = self.cells;
+        Outcome {
+            psi: self.psi,
+            value0,
+            plan: Plan {
+                gamma: self.gamma,
+                rho_terminal: cells.mass,
+                end: cells.aim,
+                kinetic: cells.centroid_cost,
+                w1: self.w1,
+            },
+            quantisation: cells.cost - cells.centroid_cost,
+            objective: self.objective,
+            dual: self.dual,
+            iterations: self.iterations,
+            converged: self.converged,
+            bias: 0.0,
+            levels: self.levels,
+        }
     }
 }
 
@@ -952,12 +1036,12 @@ fn ladder_ascent(
         });
         let gap = objective - best.0;
         let last_stage = !smooth || eps <= o.smoothing_min;
-        if last_stage && gap <= o.tolerance * objective.abs().max(1.0) {
+        if last_stage && gap <= super::allowed_gap(o.tolerance, objective) {
             converged = true;
             break;
         }
         let stalled = !accepted || slope <= 1e-14 * objective.abs().max(1.0);
-        let stage_done = gap <= o.tolerance * objective.abs().max(1.0)
+        let stage_done = gap <= super::allowed_gap(o.tolerance, objective)
             || stalled
             || stage_count >= o.stage_iterations;
         if stage_done {
@@ -998,7 +1082,7 @@ fn ladder_ascent(
             objective = value;
         }
     }
-    let converged = converged || objective - dual <= o.tolerance * objective.abs().max(1.0);
+    let converged = converged || objective - dual <= super::allowed_gap(o.tolerance, objective);
     Ok(Outcome {
         psi: best_psi,
         value0,

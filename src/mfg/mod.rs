@@ -8,6 +8,7 @@ use ndarray::Array2;
 pub mod characteristics;
 pub mod dual;
 pub mod eulerian;
+mod interior_point;
 pub mod monotone;
 pub mod particles;
 mod semidiscrete;
@@ -122,6 +123,12 @@ pub(crate) fn critic_for(
     )
 }
 
+/// The duality gap a dual algorithm may leave at objective `objective`:
+/// `tolerance * max(|J|, 0.01)`, relative to J except where J is nearly 0.
+pub(crate) fn allowed_gap(tolerance: f64, objective: f64) -> f64 {
+    tolerance * objective.abs().max(1e-2)
+}
+
 /// Preconditioned CG for a symmetric positive definite operator on the masked entries.
 pub(crate) fn conjugate_gradient(
     apply: &dyn Fn(&[f64], &mut [f64]),
@@ -165,4 +172,43 @@ pub(crate) fn conjugate_gradient(
         }
     }
     ndarray::Array1::from(x)
+}
+
+/// The sparse Cholesky factor of a symmetric positive definite matrix,
+/// by faer with a fill-reducing ordering.
+pub(crate) struct SparseCholesky {
+    factor: faer::sparse::linalg::solvers::Llt<usize, f64>,
+    n: usize,
+}
+
+impl SparseCholesky {
+    /// Factors the `n x n` matrix given by its lower-triangle entries
+    /// `(row, col, value)`, `row >= col` (repeated positions are summed);
+    /// `None` when it is not numerically positive definite.
+    pub(crate) fn new(n: usize, mut entries: Vec<(usize, usize, f64)>) -> Option<Self> {
+        use faer::sparse::linalg::solvers::{Llt, SymbolicLlt};
+        use faer::sparse::{SparseColMat, Triplet};
+        entries.sort_unstable_by_key(|&(r, c, _)| (c, r));
+        let mut merged: Vec<Triplet<usize, usize, f64>> = Vec::with_capacity(entries.len());
+        for (r, c, v) in entries {
+            match merged.last_mut() {
+                Some(t) if t.row == r && t.col == c => t.val += v,
+                _ => merged.push(Triplet::new(r, c, v)),
+            }
+        }
+        let matrix = SparseColMat::<usize, f64>::try_new_from_triplets(n, n, &merged).ok()?;
+        let symbolic = SymbolicLlt::try_new(matrix.symbolic(), faer::Side::Lower).ok()?;
+        let factor =
+            Llt::try_new_with_symbolic(symbolic, matrix.as_ref(), faer::Side::Lower).ok()?;
+        Some(SparseCholesky { factor, n })
+    }
+
+    /// `A^{-1} rhs`; `None` if it is not finite.
+    pub(crate) fn solve(&self, rhs: &[f64]) -> Option<Vec<f64>> {
+        use faer::linalg::solvers::Solve;
+        let mut x = faer::Mat::from_fn(self.n, 1, |i, _| rhs[i]);
+        self.factor.solve_in_place(x.as_mut());
+        let out: Vec<f64> = (0..self.n).map(|i| x[(i, 0)]).collect();
+        out.iter().all(|v| v.is_finite()).then_some(out)
+    }
 }

@@ -33,6 +33,7 @@ use crate::par::Parallelism;
 use crate::problem::Problem;
 use crate::transport::{LaguerreCells, LaguerreWorkspace, laguerre_cells};
 use ndarray::Array2;
+use std::borrow::Cow;
 
 /// The result of a Newton ascent.
 pub(crate) struct NewtonOutcome {
@@ -159,7 +160,7 @@ impl Newton<'_> {
         conjugate_gradient(&apply, &diag, &e.gradient, support, 1e-6, 4 * n.max(100)).to_vec()
     }
 
-    /// Damped Newton ascent from `psi` until `J - Phi <= tolerance max(1, |J|)`.
+    /// Damped Newton ascent from `psi` until `J - Phi <= tolerance max(|J|, 0.01)`.
     pub fn run(
         &self,
         mut psi: Array2<f64>,
@@ -182,7 +183,7 @@ impl Newton<'_> {
                     value: e.objective,
                 });
             }
-            if e.objective - e.dual <= tolerance * e.objective.abs().max(1.0) {
+            if e.objective - e.dual <= super::allowed_gap(tolerance, e.objective) {
                 converged = true;
                 break;
             }
@@ -288,6 +289,42 @@ fn coarser(grid: &Grid) -> Grid {
     }
 }
 
+/// The grids of a coarse-to-fine solve, coarsest first: `grid` and, when
+/// `coarsen`, its coarser levels down to the first with fewer than 32 cells
+/// a side.
+pub(crate) fn level_grids(grid: &Grid, coarsen: bool) -> Vec<Grid> {
+    let mut grids = vec![grid.clone()];
+    loop {
+        let last = grids.last().expect("non-empty");
+        let cells = (0..last.dim).map(|a| last.n[a] - 1).min().unwrap_or(0);
+        if !coarsen || cells < 32 {
+            break;
+        }
+        grids.push(coarser(last));
+    }
+    grids.reverse();
+    grids
+}
+
+/// Node masses, borrowed on the finest level and computed on a coarse one.
+pub(crate) type Masses<'a> = Cow<'a, Array2<f64>>;
+
+/// rho0 and Q on one level: the given masses on the finest, the problem's
+/// on a coarse level.
+pub(crate) fn level_masses<'a>(
+    problem: &Problem,
+    level: &Grid,
+    finest: bool,
+    rho0: &'a Array2<f64>,
+    q: &'a Array2<f64>,
+) -> Result<(Masses<'a>, Masses<'a>)> {
+    if finest {
+        return Ok((Cow::Borrowed(rho0), Cow::Borrowed(q)));
+    }
+    let (r, m) = problem.masses(level)?;
+    Ok((Cow::Owned(r), Cow::Owned(m)))
+}
+
 /// Bilinear interpolation of a coarse potential onto the fine support;
 /// nodes whose stencil leaves the coarse support get the largest value (the
 /// least attractive).
@@ -322,16 +359,7 @@ pub(crate) fn multilevel(
     tolerance: f64,
     observer: &mut dyn Observer,
 ) -> Result<(NewtonOutcome, Vec<Level>)> {
-    let mut grids = vec![grid.clone()];
-    while start.is_none() {
-        let last = grids.last().expect("non-empty");
-        let cells = (0..last.dim).map(|a| last.n[a] - 1).min().unwrap_or(0);
-        if cells < 32 {
-            break;
-        }
-        grids.push(coarser(last));
-    }
-    grids.reverse();
+    let grids = level_grids(grid, start.is_none());
     let tau = problem.horizon / problem.alpha;
     let mut levels = Vec::new();
     let mut previous: Option<(Grid, Array2<f64>)> = None;
@@ -340,13 +368,8 @@ pub(crate) fn multilevel(
     for (k, level) in grids.iter().enumerate() {
         let clock = std::time::Instant::now();
         let finest = k + 1 == grids.len();
-        let owned;
-        let (r0, qq) = if finest {
-            (rho0, q)
-        } else {
-            owned = problem.masses(level)?;
-            (&owned.0, &owned.1)
-        };
+        let (r0, qq) = level_masses(problem, level, finest, rho0, q)?;
+        let (r0, qq) = (r0.as_ref(), qq.as_ref());
         let mut psi = match (previous.take(), start.take()) {
             (Some((g, p)), _) => prolong(&g, &p, level, qq),
             (None, Some(p)) => p,
@@ -375,7 +398,8 @@ pub(crate) fn multilevel(
             // with a finite L the lower bound is taken at the nearest
             // L-Lipschitz potential; the gap stays closed where L does not bind
             out.dual = newton.lipschitz_dual(&out.psi, l);
-            out.converged &= out.objective - out.dual <= tolerance * out.objective.abs().max(1.0);
+            out.converged &=
+                out.objective - out.dual <= super::allowed_gap(tolerance, out.objective);
         }
         spent += out.iterations;
         levels.push(Level {

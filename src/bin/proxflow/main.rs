@@ -22,7 +22,7 @@ mod validate;
 /// The demo's settings, shared with the pinwheel row of `proxflow validate`
 /// so that the two report the same numbers.
 const DEMO_GRID: usize = 96;
-const DEMO_GRID_ITERATIONS: usize = 300;
+const DEMO_GRID_ITERATIONS: usize = 1000;
 const DEMO_NEURAL_ITERATIONS: usize = proxflow::compare::COMPARE_ITERATIONS;
 
 #[derive(Parser)]

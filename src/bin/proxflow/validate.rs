@@ -55,11 +55,13 @@ impl Plan {
                     ("dirac-2d", vec![32, 64, 128]),
                     ("line-2d", vec![32, 64, 128]),
                     ("shift-near-2d", vec![32, 64]),
+                    ("shift-2d", vec![32, 64, 128]),
                 ],
                 scaling: vec![
                     ("shift-near-2d", vec![32, 64, 128, 256]),
                     ("gauss-kl-1d", vec![512, 2048, 8192]),
                     ("dirac-2d", vec![32, 64, 128]),
+                    ("shift-2d", vec![32, 64, 128, 256]),
                 ],
                 agreement_grids: vec![32, 64],
                 uniqueness: (3, 64, 32),
@@ -79,11 +81,13 @@ impl Plan {
                     ("dirac-2d", vec![64, 128, 256]),
                     ("line-2d", vec![64, 128, 256]),
                     ("shift-near-2d", vec![32, 64, 128]),
+                    ("shift-2d", vec![64, 128, 256]),
                 ],
                 scaling: vec![
                     ("shift-near-2d", vec![64, 128, 256, 512]),
                     ("gauss-kl-1d", vec![2048, 8192, 32768]),
                     ("dirac-2d", vec![64, 128, 256]),
+                    ("shift-2d", vec![64, 128, 256, 512]),
                 ],
                 agreement_grids: vec![32, 64, 128],
                 uniqueness: (10, 128, 64),
@@ -255,7 +259,7 @@ pub fn run(args: ValidateArgs) -> Result<()> {
 
     // 1b. Scaling of the dual method (the same code as `proxflow verify scaling`).
     announce("[1b/8] scaling of the dual method");
-    report.push_str("## 1b. Scaling of the dual method\n\nIterations (all coarse-to-fine levels), Newton steps on the finest level, wall time, relative duality gap and its bias bound under refinement (`proxflow verify scaling`). gauss-kl-1d and shift-near-2d: the semi-discrete Newton ascent; dirac-2d: the ladder (the W1 proximal binds).\n\n");
+    report.push_str("## 1b. Scaling of the dual method\n\nIterations (all coarse-to-fine levels), Newton steps on the finest level, wall time, relative duality gap and its bias bound under refinement (`proxflow verify scaling`). gauss-kl-1d and shift-near-2d: the semi-discrete Newton ascent; shift-2d: the interior-point ascent (the W1 proximal binds); dirac-2d: the ladder (exact on a point target).\n\n");
     let mut scaling = Vec::new();
     for (name, grids) in &plan.scaling {
         let r = proxflow::verify::scaling(&cases::builtin(name)?, grids, &mut Quiet)?;
