@@ -254,6 +254,25 @@ impl FDivergence {
             .collect()
     }
 
+    /// `Lambda_f(phi; Q)` with its gradient `q f*'(phi - nu*)` (the Gibbs
+    /// measure of phi) and the diagonal of its Hessian `q f*''(phi - nu*)`,
+    /// both zero off the support of Q.
+    pub fn lambda_derivatives(&self, phi: &[f64], q: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
+        let (lambda, nu) = self.lambda_nu(phi, q);
+        let (gibbs, curvature) = phi
+            .iter()
+            .zip(q)
+            .map(|(p, qi)| {
+                if *qi > 0.0 {
+                    (qi * self.conj_d1(p - nu), qi * self.conj_d2(p - nu))
+                } else {
+                    (0.0, 0.0)
+                }
+            })
+            .unzip();
+        (lambda, gibbs, curvature)
+    }
+
     /// `Lambda_f(phi; Q)` and the minimising shift `nu*`.
     pub fn lambda_nu(&self, phi: &[f64], q: &[f64]) -> (f64, f64) {
         let support = || phi.iter().zip(q).filter(|(_, qi)| **qi > 0.0);

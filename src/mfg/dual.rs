@@ -47,7 +47,7 @@
 
 use super::characteristics::{hj_residual, max_speed, push_forward, value_at};
 use super::monotone::monotone_transport;
-use super::semidiscrete::{Level, multilevel};
+use super::semidiscrete::{Level, Task, multilevel};
 use super::solution::{Diagnostics, Snapshot, Solution, StopReason};
 use super::{IterationState, Observer, conjugate_gradient};
 use crate::divergence::FDivergence;
@@ -670,19 +670,18 @@ impl DualSolver {
                 "the interior-point ascent imposes the Lipschitz bound: it needs a finite L",
             ));
         }
+        let task = Task {
+            problem,
+            grid,
+            rho0,
+            q,
+            parallelism: o.parallelism,
+            max_iterations: o.max_iterations,
+            tolerance: o.tolerance,
+        };
         if matches!(o.algorithm, DualAlgorithm::Auto | DualAlgorithm::Newton) {
             let start = guess_given.then(|| psi.clone());
-            let (r, levels) = multilevel(
-                problem,
-                grid,
-                rho0,
-                q,
-                start,
-                o.parallelism,
-                o.max_iterations,
-                o.tolerance,
-                observer,
-            )?;
+            let (r, levels) = multilevel(&task, start, observer)?;
             let iterations = levels.iter().map(|l| l.iterations).sum();
             let (dual, gap) = (r.dual, r.objective - r.dual);
             if r.converged {
@@ -720,18 +719,11 @@ impl DualSolver {
         };
         if let (Some(l), true) = (problem.lipschitz, interior) {
             let start = guess_given.then(|| psi.clone());
-            let (r, levels) = super::interior_point::multilevel(
-                problem,
-                l,
-                grid,
-                rho0,
-                q,
-                start,
-                o.parallelism,
-                o.max_iterations.saturating_sub(spent),
-                o.tolerance,
-                observer,
-            )?;
+            let task = Task {
+                max_iterations: o.max_iterations.saturating_sub(spent),
+                ..task
+            };
+            let (r, levels) = super::interior_point::multilevel(&task, l, start, observer)?;
             let iterations = spent + levels.iter().map(|l| l.iterations).sum::<usize>();
             if r.converged || o.algorithm == DualAlgorithm::InteriorPoint {
                 let certified = Certified {

@@ -23,13 +23,12 @@
 //! gap has no bias. In 1-D the P1 constraint is the Lipschitz constraint
 //! between nodes itself.
 
-use super::semidiscrete::{Level, level_grids, level_masses};
+use super::semidiscrete::{Level, LevelOutput, Task, coarse_to_fine};
 use super::{IterationState, Observer};
 use crate::divergence::FDivergence;
 use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::par::Parallelism;
-use crate::problem::Problem;
 use crate::transport::{LaguerreCells, LaguerreWorkspace, laguerre_cells};
 use ndarray::Array2;
 
@@ -229,18 +228,7 @@ impl Ascent<'_> {
             psi.as_slice().expect("standard layout"),
             self.q.as_slice().expect("standard layout"),
         );
-        let (lambda, nu) = f.lambda_nu(ps, qs);
-        let (gibbs, curvature): (Vec<f64>, Vec<f64>) = ps
-            .iter()
-            .zip(qs)
-            .map(|(p, qi)| {
-                if *qi > 0.0 {
-                    (qi * f.conj_d1(p - nu), qi * f.conj_d2(p - nu))
-                } else {
-                    (0.0, 0.0)
-                }
-            })
-            .unzip();
+        let (lambda, gibbs, curvature) = f.lambda_derivatives(ps, qs);
         let masses = cells.mass.as_slice().expect("standard layout");
         let dual = cells.dual_integral - lambda;
         let mut gradient: Vec<f64> = masses.iter().zip(&gibbs).map(|(m, g)| m - g).collect();
@@ -653,108 +641,92 @@ fn p1_interpolate(coarse: &Grid, psi: &Array2<f64>, x: [f64; 2]) -> f64 {
 /// each level starts from the P1-prolonged solution (and barrier weight) of
 /// the one below, the coarsest (at least 16 cells a side) from `start` or
 /// zero. Coarse levels stop at a relative gap of 1e-3.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn multilevel(
-    problem: &Problem,
+    task: &Task,
     lipschitz: f64,
-    grid: &Grid,
-    rho0: &Array2<f64>,
-    q: &Array2<f64>,
     start: Option<Array2<f64>>,
-    parallelism: Parallelism,
-    max_iterations: usize,
-    tolerance: f64,
     observer: &mut dyn Observer,
 ) -> Result<(BarrierOutcome, Vec<Level>)> {
-    let grids = level_grids(grid, start.is_none());
+    let (problem, parallelism) = (task.problem, task.parallelism);
+    let (max_iterations, tolerance) = (task.max_iterations, task.tolerance);
     let tau = problem.horizon / problem.alpha;
-    let mut levels = Vec::new();
-    let mut previous: Option<(Grid, BarrierOutcome)> = None;
     let mut start = start;
-    let mut spent = 0;
-    for (k, level) in grids.iter().enumerate() {
-        let clock = std::time::Instant::now();
-        let finest = k + 1 == grids.len();
-        let (r0, qq) = level_masses(problem, level, finest, rho0, q)?;
-        let (r0, qq) = (r0.as_ref(), qq.as_ref());
-        let barrier = Barrier {
-            lipschitz,
-            elements: elements(level),
-            size: level.cell_volume() / if level.dim == 2 { 2.0 } else { 1.0 },
-        };
-        let ascent = Ascent {
-            stiffness: stiffness(&barrier, level)?,
-            barrier,
-            grid: level,
-            rho0: r0,
-            q: qq,
-            divergence: problem.divergence,
-            tau,
-            parallelism,
-        };
-        let (psi, multipliers, mu) = match (previous.take(), start.take()) {
-            (Some((g, p)), _) => {
-                let psi = Array2::from_shape_fn(level.shape(), |(i, j)| {
-                    p1_interpolate(&g, &p.psi, level.node(i, j))
-                });
-                let lambda =
-                    prolong_multipliers(&g, &p.multipliers, level, &ascent.barrier.elements);
-                (psi, Some(lambda), p.mu)
-            }
-            (None, Some(p)) => {
-                let mut psi = p.mapv(|v| if v.is_finite() { v } else { 0.0 });
-                ascent.make_feasible(&mut psi, 0.9);
-                (psi, None, 1e-3)
-            }
-            (None, None) => (level.zeros(), None, 1e-3),
-        };
-        let level_tolerance = if finest {
-            tolerance
-        } else {
-            tolerance.max(1e-3)
-        };
-        let warm = multipliers.is_some();
-        let budget = max_iterations.saturating_sub(spent);
-        let mut out = ascent.run(
-            psi,
-            multipliers,
-            mu,
-            if warm {
-                budget.min(WARM_ITERATIONS)
+    coarse_to_fine(
+        task,
+        start.is_none(),
+        |input, previous: Option<(Grid, BarrierOutcome)>| {
+            let level = input.grid;
+            let barrier = Barrier {
+                lipschitz,
+                elements: elements(level),
+                size: level.cell_volume() / if level.dim == 2 { 2.0 } else { 1.0 },
+            };
+            let ascent = Ascent {
+                stiffness: stiffness(&barrier, level)?,
+                barrier,
+                grid: level,
+                rho0: input.rho0,
+                q: input.q,
+                divergence: problem.divergence,
+                tau,
+                parallelism,
+            };
+            let (psi, multipliers, mu) = match (previous, start.take()) {
+                (Some((g, p)), _) => {
+                    let psi = Array2::from_shape_fn(level.shape(), |(i, j)| {
+                        p1_interpolate(&g, &p.psi, level.node(i, j))
+                    });
+                    let lambda =
+                        prolong_multipliers(&g, &p.multipliers, level, &ascent.barrier.elements);
+                    (psi, Some(lambda), p.mu)
+                }
+                (None, Some(p)) => {
+                    let mut psi = p.mapv(|v| if v.is_finite() { v } else { 0.0 });
+                    ascent.make_feasible(&mut psi, 0.9);
+                    (psi, None, 1e-3)
+                }
+                (None, None) => (level.zeros(), None, 1e-3),
+            };
+            let level_tolerance = if input.finest {
+                tolerance
             } else {
-                budget
-            },
-            level_tolerance,
-            observer,
-        )?;
-        spent += out.iterations;
-        if warm && !out.converged {
-            // the prolonged point can sit near the boundary where the fine
-            // problem's path does not run (point targets): start afresh
-            let again = ascent.run(
-                level.zeros(),
-                None,
-                1e-3,
-                max_iterations.saturating_sub(spent),
+                tolerance.max(1e-3)
+            };
+            let warm = multipliers.is_some();
+            let budget = max_iterations.saturating_sub(input.spent);
+            let mut out = ascent.run(
+                psi,
+                multipliers,
+                mu,
+                if warm {
+                    budget.min(WARM_ITERATIONS)
+                } else {
+                    budget
+                },
                 level_tolerance,
                 observer,
             )?;
-            spent += again.iterations;
-            out = BarrierOutcome {
-                iterations: out.iterations + again.iterations,
-                ..again
-            };
-        }
-        levels.push(Level {
-            nodes: level.n,
-            iterations: out.iterations,
-            gap: out.objective - out.dual,
-            seconds: clock.elapsed().as_secs_f64(),
-        });
-        if finest {
-            return Ok((out, levels));
-        }
-        previous = Some((level.clone(), out));
-    }
-    unreachable!("the finest level returns")
+            if warm && !out.converged {
+                // the prolonged point can sit near the boundary where the fine
+                // problem's path does not run (point targets): start afresh
+                let again = ascent.run(
+                    level.zeros(),
+                    None,
+                    1e-3,
+                    budget.saturating_sub(out.iterations),
+                    level_tolerance,
+                    observer,
+                )?;
+                out = BarrierOutcome {
+                    iterations: out.iterations + again.iterations,
+                    ..again
+                };
+            }
+            Ok(LevelOutput {
+                iterations: out.iterations,
+                gap: out.objective - out.dual,
+                outcome: out,
+            })
+        },
+    )
 }

@@ -33,7 +33,6 @@ use crate::par::Parallelism;
 use crate::problem::Problem;
 use crate::transport::{LaguerreCells, LaguerreWorkspace, laguerre_cells};
 use ndarray::Array2;
-use std::borrow::Cow;
 
 /// The result of a Newton ascent.
 pub(crate) struct NewtonOutcome {
@@ -80,18 +79,7 @@ impl Newton<'_> {
             self.q.as_slice().expect("standard layout"),
         );
         let f = self.divergence;
-        let (lambda, nu) = f.lambda_nu(ps, qs);
-        let (gibbs, curvature): (Vec<f64>, Vec<f64>) = ps
-            .iter()
-            .zip(qs)
-            .map(|(p, qi)| {
-                if *qi > 0.0 {
-                    (qi * f.conj_d1(p - nu), qi * f.conj_d2(p - nu))
-                } else {
-                    (0.0, 0.0)
-                }
-            })
-            .unzip();
+        let (lambda, gibbs, curvature) = f.lambda_derivatives(ps, qs);
         let masses = cells.mass.as_slice().expect("standard layout");
         let gradient = masses.iter().zip(&gibbs).map(|(m, g)| m - g).collect();
         Evaluation {
@@ -292,7 +280,7 @@ fn coarser(grid: &Grid) -> Grid {
 /// The grids of a coarse-to-fine solve, coarsest first: `grid` and, when
 /// `coarsen`, its coarser levels down to the first with fewer than 32 cells
 /// a side.
-pub(crate) fn level_grids(grid: &Grid, coarsen: bool) -> Vec<Grid> {
+fn level_grids(grid: &Grid, coarsen: bool) -> Vec<Grid> {
     let mut grids = vec![grid.clone()];
     loop {
         let last = grids.last().expect("non-empty");
@@ -306,23 +294,87 @@ pub(crate) fn level_grids(grid: &Grid, coarsen: bool) -> Vec<Grid> {
     grids
 }
 
-/// Node masses, borrowed on the finest level and computed on a coarse one.
-pub(crate) type Masses<'a> = Cow<'a, Array2<f64>>;
+/// What a coarse-to-fine ascent solves: the problem's masses on `grid`, to
+/// a relative gap `tolerance` within `max_iterations` over all levels.
+#[derive(Clone, Copy)]
+pub(crate) struct Task<'a> {
+    pub problem: &'a Problem,
+    pub grid: &'a Grid,
+    pub rho0: &'a Array2<f64>,
+    pub q: &'a Array2<f64>,
+    pub parallelism: Parallelism,
+    pub max_iterations: usize,
+    pub tolerance: f64,
+}
 
-/// rho0 and Q on one level: the given masses on the finest, the problem's
-/// on a coarse level.
-pub(crate) fn level_masses<'a>(
-    problem: &Problem,
-    level: &Grid,
-    finest: bool,
-    rho0: &'a Array2<f64>,
-    q: &'a Array2<f64>,
-) -> Result<(Masses<'a>, Masses<'a>)> {
-    if finest {
-        return Ok((Cow::Borrowed(rho0), Cow::Borrowed(q)));
+/// One level of a coarse-to-fine solve, as [`coarse_to_fine`] hands it over.
+pub(crate) struct LevelInput<'a> {
+    pub grid: &'a Grid,
+    pub rho0: &'a Array2<f64>,
+    pub q: &'a Array2<f64>,
+    pub finest: bool,
+    /// Iterations the levels below have taken.
+    pub spent: usize,
+}
+
+/// What a level reports back: its outcome, iterations and final gap.
+pub(crate) struct LevelOutput<T> {
+    pub outcome: T,
+    pub iterations: usize,
+    pub gap: f64,
+}
+
+/// Runs `solve_level` on the levels of [`level_grids`] (all of them, or the
+/// task's grid alone when `coarsen` is false), coarsest first, each with the
+/// problem's masses on it (the task's on the finest) and the previous
+/// level's grid and outcome; returns the finest outcome and every level's
+/// report.
+pub(crate) fn coarse_to_fine<T>(
+    task: &Task,
+    coarsen: bool,
+    mut solve_level: impl FnMut(LevelInput<'_>, Option<(Grid, T)>) -> Result<LevelOutput<T>>,
+) -> Result<(T, Vec<Level>)> {
+    let Task {
+        problem,
+        grid,
+        rho0,
+        q,
+        ..
+    } = *task;
+    let grids = level_grids(grid, coarsen);
+    let mut levels = Vec::new();
+    let mut previous: Option<(Grid, T)> = None;
+    let mut spent = 0;
+    for (k, level) in grids.iter().enumerate() {
+        let clock = std::time::Instant::now();
+        let finest = k + 1 == grids.len();
+        let owned = if finest {
+            None
+        } else {
+            Some(problem.masses(level)?)
+        };
+        let (r0, qq) = owned.as_ref().map_or((rho0, q), |(r, m)| (r, m));
+        let input = LevelInput {
+            grid: level,
+            rho0: r0,
+            q: qq,
+            finest,
+            spent,
+        };
+        let out = solve_level(input, previous.take())?;
+        spent += out.iterations;
+        levels.push(Level {
+            nodes: level.n,
+            iterations: out.iterations,
+            gap: out.gap,
+            seconds: clock.elapsed().as_secs_f64(),
+        });
+        if finest {
+            return Ok((out.outcome, levels));
+        }
+        previous = Some((level.clone(), out.outcome));
     }
-    let (r, m) = problem.masses(level)?;
-    Ok((Cow::Owned(r), Cow::Owned(m)))
+    unreachable!("the finest level returns")
 }
 
 /// Bilinear interpolation of a coarse potential onto the fine support;
@@ -347,71 +399,56 @@ fn prolong(coarse: &Grid, psi: &Array2<f64>, fine: &Grid, q: &Array2<f64>) -> Ar
 /// `start`, the finest level alone from it. Every level is solved to the
 /// tolerance: a well-converged coarse potential leaves the finer levels one
 /// or two Newton steps.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn multilevel(
-    problem: &Problem,
-    grid: &Grid,
-    rho0: &Array2<f64>,
-    q: &Array2<f64>,
+    task: &Task,
     start: Option<Array2<f64>>,
-    parallelism: Parallelism,
-    max_iterations: usize,
-    tolerance: f64,
     observer: &mut dyn Observer,
 ) -> Result<(NewtonOutcome, Vec<Level>)> {
-    let grids = level_grids(grid, start.is_none());
+    let problem = task.problem;
     let tau = problem.horizon / problem.alpha;
-    let mut levels = Vec::new();
-    let mut previous: Option<(Grid, Array2<f64>)> = None;
     let mut start = start;
-    let mut spent = 0;
-    for (k, level) in grids.iter().enumerate() {
-        let clock = std::time::Instant::now();
-        let finest = k + 1 == grids.len();
-        let (r0, qq) = level_masses(problem, level, finest, rho0, q)?;
-        let (r0, qq) = (r0.as_ref(), qq.as_ref());
-        let mut psi = match (previous.take(), start.take()) {
-            (Some((g, p)), _) => prolong(&g, &p, level, qq),
-            (None, Some(p)) => p,
-            (None, None) => Array2::zeros(level.shape()),
-        };
-        ndarray::Zip::from(&mut psi).and(qq).for_each(|v, m| {
-            if *m <= 0.0 {
-                *v = f64::INFINITY;
+    coarse_to_fine(
+        task,
+        start.is_none(),
+        |level, previous: Option<(Grid, NewtonOutcome)>| {
+            let mut psi = match (previous, start.take()) {
+                (Some((g, p)), _) => prolong(&g, &p.psi, level.grid, level.q),
+                (None, Some(p)) => p,
+                (None, None) => Array2::zeros(level.grid.shape()),
+            };
+            ndarray::Zip::from(&mut psi).and(level.q).for_each(|v, m| {
+                if *m <= 0.0 {
+                    *v = f64::INFINITY;
+                }
+            });
+            let newton = Newton {
+                grid: level.grid,
+                rho0: level.rho0,
+                q: level.q,
+                divergence: problem.divergence,
+                tau,
+                parallelism: task.parallelism,
+            };
+            let mut out = newton.run(
+                psi,
+                task.max_iterations.saturating_sub(level.spent),
+                task.tolerance,
+                observer,
+            )?;
+            if level.finest
+                && let Some(l) = problem.lipschitz
+            {
+                // with a finite L the lower bound is taken at the nearest
+                // L-Lipschitz potential; the gap stays closed where L does not bind
+                out.dual = newton.lipschitz_dual(&out.psi, l);
+                out.converged &=
+                    out.objective - out.dual <= super::allowed_gap(task.tolerance, out.objective);
             }
-        });
-        let newton = Newton {
-            grid: level,
-            rho0: r0,
-            q: qq,
-            divergence: problem.divergence,
-            tau,
-            parallelism,
-        };
-        let mut out = newton.run(
-            psi,
-            max_iterations.saturating_sub(spent),
-            tolerance,
-            observer,
-        )?;
-        if finest && let Some(l) = problem.lipschitz {
-            // with a finite L the lower bound is taken at the nearest
-            // L-Lipschitz potential; the gap stays closed where L does not bind
-            out.dual = newton.lipschitz_dual(&out.psi, l);
-            out.converged &=
-                out.objective - out.dual <= super::allowed_gap(tolerance, out.objective);
-        }
-        spent += out.iterations;
-        levels.push(Level {
-            nodes: level.n,
-            iterations: out.iterations,
-            gap: out.objective - out.dual,
-            seconds: clock.elapsed().as_secs_f64(),
-        });
-        if finest {
-            return Ok((out, levels));
-        }
-        previous = Some((level.clone(), out.psi));
-    }
-    unreachable!("the finest level returns")
+            Ok(LevelOutput {
+                iterations: out.iterations,
+                gap: out.objective - out.dual,
+                outcome: out,
+            })
+        },
+    )
 }
