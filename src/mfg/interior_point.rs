@@ -9,19 +9,21 @@
 //!
 //! psi on every node, its P1 interpolant (two triangles a cell in 2-D,
 //! segments in 1-D) L-Lipschitz, so psi is L-Lipschitz between any two
-//! points of the box. The constraint enters as the log barrier
-//! `mu sum_T |T| log(L^2 - |grad_T psi|^2)`; damped Newton steps, each an
-//! exact sparse Cholesky solve, follow the central path as `mu` falls.
+//! points of the box. Each constraint `c_T = (L^2 - |grad_T psi|^2) / 2 >= 0`
+//! has a multiplier `lambda_T >= 0`; primal-dual Newton steps linearise the
+//! stationarity `mass - grad Lambda - sum_T |T| G_T^T lambda_T grad_T psi = 0`
+//! together with `lambda_T c_T = mu` (one sparse Cholesky solve a step), are
+//! damped on `Phi + mu sum_T |T| log c_T`, and follow the central path as
+//! `mu` falls.
 //!
-//! The barrier's multipliers are a flux `m_T = 2 mu grad_T psi / (L^2 -
-//! |grad_T psi|^2)`. Weak duality gives the certificate at every iterate:
-//! `Phi(psi)` (psi feasible) from below; from above the Laguerre plan (exact
-//! cost) to rho_T, the flux (cost `L sum |T| |m_T|`) from rho_T to `gamma =
-//! rho_T - G^T m`, and `D_f(gamma || Q)`, with the Newton residual clipped,
-//! renormalised and charged at `L diam / 2` per unit. Both bounds belong to
-//! the one discrete problem above (the Beckmann form of its W1 leg), so the
-//! gap has no bias. In 1-D the P1 constraint is the Lipschitz constraint
-//! between nodes itself.
+//! The multipliers make a flux `m_T = lambda_T grad_T psi`. Weak duality
+//! gives the certificate at every iterate: `Phi(psi)` (psi feasible) from
+//! below; from above the Laguerre plan (exact cost) to rho_T, the flux, made
+//! to carry rho_T exactly to the normalised Gibbs measure gamma by one P1
+//! Poisson solve (cost `L sum |T| |m_T|`), and `D_f(gamma || Q)`. Both
+//! bounds belong to the one discrete problem above (the Beckmann form of its
+//! W1 leg), so the gap has no bias. In 1-D the P1 constraint is the
+//! Lipschitz constraint between nodes itself.
 
 use super::semidiscrete::{Level, LevelOutput, Task, coarse_to_fine};
 use super::{IterationState, Observer};
@@ -298,10 +300,11 @@ impl Ascent<'_> {
         (e.cells.cost + w1 + f.divergence(&gamma, qs), w1, gamma)
     }
 
-    /// The Newton direction: `(W + diag(curvature) + sum_T G_T^T B_T G_T)
-    /// delta = gradient`, `W` the Laplacian of the cells' couplings and `B_T
-    /// = mu |T| (2 I / s + 4 g g^T / s^2)` the barrier's curvature; solved
-    /// by sparse Cholesky.
+    /// The primal-dual Newton direction: `(W + diag(curvature) + floor
+    /// L_grid + sum_T G_T^T B_T G_T) delta = gradient of the merit`, `W` the
+    /// Laplacian of the cells' couplings and `B_T = |T| lambda_T (I + 2 g
+    /// g^T / s)` the constraint's curvature with its multiplier (`s = L^2 -
+    /// |g|^2`); solved by sparse Cholesky.
     fn direction(
         &self,
         psi: &[f64],
@@ -638,9 +641,10 @@ fn p1_interpolate(coarse: &Grid, psi: &Array2<f64>, x: [f64; 2]) -> f64 {
 }
 
 /// Coarse-to-fine interior-point ascent with Lipschitz bound `lipschitz`:
-/// each level starts from the P1-prolonged solution (and barrier weight) of
-/// the one below, the coarsest (at least 16 cells a side) from `start` or
-/// zero. Coarse levels stop at a relative gap of 1e-3.
+/// each level starts from the P1-prolonged potential, multipliers and
+/// barrier weight of the one below (afresh if that has not converged in
+/// [`WARM_ITERATIONS`] steps), the coarsest (at least 16 cells a side) from
+/// `start` or zero. Coarse levels stop at a relative gap of 1e-3.
 pub(crate) fn multilevel(
     task: &Task,
     lipschitz: f64,
