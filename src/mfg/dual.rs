@@ -1,12 +1,12 @@
 //! Coupled MFG solver with exact characteristics (method `dual`).
 //!
 //! Three algorithms maximise the dual ([`DualAlgorithm`]). The default runs
-//! the semi-discrete Newton ascent of [`super::semidiscrete`] first: exact
+//! the semi-discrete Newton ascent of `mfg::semidiscrete` first: exact
 //! Laguerre cells, a certified gap with no discretisation bias, iterations
 //! that do not grow with the grid. It closes the gap exactly where the W1
 //! proximal does not bind (L = inf, or L above the slope of the solution's
 //! discriminator). Where L binds, the primal-dual interior-point ascent of
-//! [`super::interior_point`] imposes `|grad psi| <= L` on the P1 elements
+//! `mfg::interior_point` imposes `|grad psi| <= L` on the P1 elements
 //! (a certified gap again, second order in h on smooth targets). On point
 //! and line targets, and wherever that does not close the gap, the
 //! ladder-of-scales ascent below takes over:
