@@ -120,7 +120,7 @@ impl Grid {
 
     /// Cell index and fractional offset of `x` on `axis`, clamped to the grid.
     #[inline]
-    fn locate(&self, axis: usize, x: f64) -> (usize, f64) {
+    pub(crate) fn locate(&self, axis: usize, x: f64) -> (usize, f64) {
         let n = self.n[axis];
         if n == 1 {
             return (0, 0.0);
@@ -128,6 +128,22 @@ impl Grid {
         let s = ((x - self.lo[axis]) / self.h).clamp(0.0, (n - 1) as f64);
         let i = (s.floor() as usize).min(n - 2);
         (i, s - i as f64)
+    }
+
+    /// Flat indices `(k, m)`, `k < m`, of every pair of neighbouring nodes
+    /// (along either axis).
+    pub fn neighbour_pairs(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let (n0, n1) = self.shape();
+        (0..n0 * n1).flat_map(move |k| {
+            let (i, j) = (k / n1, k % n1);
+            [
+                (i + 1 < n0).then_some(k + n1),
+                (j + 1 < n1).then_some(k + 1),
+            ]
+            .into_iter()
+            .flatten()
+            .map(move |m| (k, m))
+        })
     }
 
     /// Bilinear (linear in 1-D) interpolation of a node field, constant outside.

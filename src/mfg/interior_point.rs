@@ -327,22 +327,10 @@ impl Ascent<'_> {
             // Levenberg–Marquardt: couple every node to its grid neighbours
             let largest = e.cells.coupling.iter().fold(0.0f64, |a, c| a.max(c.2));
             let w = floor * largest;
-            let (n0, n1) = self.grid.shape();
-            for i in 0..n0 {
-                for j in 0..n1 {
-                    let k = i * n1 + j;
-                    for m in [
-                        (i + 1 < n0).then_some(k + n1),
-                        (j + 1 < n1).then_some(k + 1),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    {
-                        diag[k] += w;
-                        diag[m] += w;
-                        entries.push((m, k, -w));
-                    }
-                }
+            for (k, m) in self.grid.neighbour_pairs() {
+                diag[k] += w;
+                diag[m] += w;
+                entries.push((m, k, -w));
             }
         }
         for (el, l) in b.elements.iter().zip(lambda) {
@@ -487,11 +475,8 @@ impl Ascent<'_> {
                 step *= 0.5;
             }
             stalled = accepted.is_none();
-            floor = if step >= 0.9 * boundary.min(1.0) {
-                if floor < 1e-8 { 0.0 } else { floor / 4.0 }
-            } else {
-                (floor * 4.0).clamp(1e-6, 1.0)
-            };
+            // a step cut by the boundary alone counts as full
+            floor = super::next_floor(floor, step >= 0.9 * boundary.min(1.0));
             if let Some((trial, next_lambda, next)) = accepted {
                 psi = trial;
                 lambda = next_lambda;
@@ -507,13 +492,12 @@ impl Ascent<'_> {
         }
     }
 
-    /// Scales psi towards its mean until every element is strictly inside
-    /// the constraint.
-    fn make_feasible(&self, psi: &mut Array2<f64>, fraction: f64) {
+    /// Scales psi towards its mean until no element is steeper than 0.9 L.
+    fn make_feasible(&self, psi: &mut Array2<f64>) {
         let steepest = self
             .barrier
             .steepest(psi.as_slice().expect("standard layout"), self.grid.h);
-        let limit = fraction * self.barrier.lipschitz;
+        let limit = 0.9 * self.barrier.lipschitz;
         if steepest > limit {
             let mean = psi.mean().unwrap_or(0.0);
             psi.mapv_inplace(|v| mean + (v - mean) * limit / steepest);
@@ -575,17 +559,12 @@ const WARM_ITERATIONS: usize = 20;
 
 /// Index in [`elements`] of the element of `grid` that holds `x`.
 fn element_at(grid: &Grid, x: [f64; 2]) -> usize {
-    let (n0, n1) = grid.shape();
-    let locate = |axis: usize, n: usize| -> (usize, f64) {
-        let u = ((x[axis] - grid.lo[axis]) / grid.h).clamp(0.0, (n - 1) as f64);
-        let i = (u.floor() as usize).min(n - 2);
-        (i, u - i as f64)
-    };
-    let (i, s) = locate(0, n0);
+    let n1 = grid.shape().1;
+    let (i, s) = grid.locate(0, x[0]);
     if n1 == 1 {
         return i;
     }
-    let (j, t) = locate(1, n1);
+    let (j, t) = grid.locate(1, x[1]);
     2 * (i * (n1 - 1) + j) + usize::from(s + t > 1.0)
 }
 
@@ -617,20 +596,11 @@ fn prolong_multipliers(
 /// potential at `x`: fine triangles nest in coarse ones, so a potential
 /// inside the constraint stays inside it.
 fn p1_interpolate(coarse: &Grid, psi: &Array2<f64>, x: [f64; 2]) -> f64 {
-    let (n0, n1) = coarse.shape();
-    let locate = |axis: usize, n: usize| -> (usize, f64) {
-        if n == 1 {
-            return (0, 0.0);
-        }
-        let u = ((x[axis] - coarse.lo[axis]) / coarse.h).clamp(0.0, (n - 1) as f64);
-        let i = (u.floor() as usize).min(n - 2);
-        (i, u - i as f64)
-    };
-    let (i, s) = locate(0, n0);
-    if n1 == 1 {
+    let (i, s) = coarse.locate(0, x[0]);
+    if coarse.shape().1 == 1 {
         return psi[[i, 0]] + s * (psi[[i + 1, 0]] - psi[[i, 0]]);
     }
-    let (j, t) = locate(1, n1);
+    let (j, t) = coarse.locate(1, x[1]);
     if s + t <= 1.0 {
         let base = psi[[i, j]];
         base + s * (psi[[i + 1, j]] - base) + t * (psi[[i, j + 1]] - base)
@@ -686,7 +656,7 @@ pub(crate) fn multilevel(
                 }
                 (None, Some(p)) => {
                     let mut psi = p.mapv(|v| if v.is_finite() { v } else { 0.0 });
-                    ascent.make_feasible(&mut psi, 0.9);
+                    ascent.make_feasible(&mut psi);
                     (psi, None, 1e-3)
                 }
                 (None, None) => (level.zeros(), None, 1e-3),

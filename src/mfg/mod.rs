@@ -123,6 +123,17 @@ pub(crate) fn critic_for(
     )
 }
 
+/// The next Levenberg–Marquardt floor of a damped Newton ascent: a quarter
+/// (down to nothing) after a full step, four times more (within [1e-6, 1])
+/// after a cut one.
+pub(crate) fn next_floor(floor: f64, full_step: bool) -> f64 {
+    if full_step {
+        if floor < 1e-8 { 0.0 } else { floor / 4.0 }
+    } else {
+        (floor * 4.0).clamp(1e-6, 1.0)
+    }
+}
+
 /// The duality gap a dual algorithm may leave at objective `objective`:
 /// `tolerance * max(|J|, 0.01)`, relative to J except where J is nearly 0.
 pub(crate) fn allowed_gap(tolerance: f64, objective: f64) -> f64 {

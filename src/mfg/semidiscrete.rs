@@ -118,17 +118,8 @@ impl Newton<'_> {
             couple(j, k, w);
         }
         if floor > 0.0 {
-            let (n0, n1) = self.grid.shape();
-            for i in 0..n0 {
-                for j in 0..n1 {
-                    let k = i * n1 + j;
-                    if i + 1 < n0 {
-                        couple(k, k + n1, floor * largest);
-                    }
-                    if j + 1 < n1 {
-                        couple(k, k + 1, floor * largest);
-                    }
-                }
+            for (k, m) in self.grid.neighbour_pairs() {
+                couple(k, m, floor * largest);
             }
         }
         let top = diag.iter().fold(0.0f64, |a, b| a.max(*b));
@@ -197,11 +188,7 @@ impl Newton<'_> {
                 }
                 step *= 0.5;
             }
-            floor = if step == 1.0 {
-                if floor < 1e-8 { 0.0 } else { floor / 4.0 }
-            } else {
-                (floor * 4.0).clamp(1e-6, 1.0)
-            };
+            floor = super::next_floor(floor, step == 1.0);
             let Some((trial, next)) = accepted else {
                 // no ascent left at working precision
                 break;
