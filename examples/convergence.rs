@@ -6,6 +6,7 @@
 //! cargo run --release --example convergence -- shift-near-2d 32,64,128
 //! cargo run --release --example convergence -- shift-2d 256 600        # iteration cap
 //! cargo run --release --example convergence -- shift-near-2d 64 2000 2e-5  # and gap tolerance
+//! cargo run --release --example convergence -- pinwheel-2d 128 2000 1e-5 interior-point  # and algorithm
 //! ```
 
 use proxflow::cases;
@@ -40,6 +41,16 @@ fn main() {
             }
             if let Some(t) = args.get(4) {
                 options.tolerance = t.parse().expect("tolerance");
+            }
+            if let Some(a) = args.get(5) {
+                use proxflow::mfg::DualAlgorithm as A;
+                options.algorithm = match a.as_str() {
+                    "auto" => A::Auto,
+                    "newton" => A::Newton,
+                    "interior-point" => A::InteriorPoint,
+                    "ladder" => A::Ladder,
+                    _ => panic!("algorithm: auto, newton, interior-point or ladder"),
+                };
             }
             let sol = DualSolver::new(options)
                 .solve(&case.problem, &grid, &mut Silent)

@@ -94,7 +94,7 @@ impl SolveConfig {
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let config: SolveConfig = toml::from_str(text).map_err(|e| Error::Config {
             path: path.to_path_buf(),
-            message: e.message().to_string(),
+            message: located(text, &e),
         })?;
         config.problem.validate()?;
         config.grid()?;
@@ -113,6 +113,21 @@ impl SolveConfig {
             });
         }
         Grid::on_box(&self.grid.lo, &self.grid.hi, self.grid.cells)
+    }
+}
+
+/// The parser's message with the line it points at, so that a wrong type
+/// names its key: ``line 3 (`alpha = "0.5"`): invalid type: ...``.
+fn located(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => {
+            let start = span.start.min(text.len());
+            let number = text[..start].matches('\n').count() + 1;
+            let line = text.lines().nth(number - 1).unwrap_or("").trim();
+            format!("line {number} (`{line}`): {message}")
+        }
+        None => message,
     }
 }
 

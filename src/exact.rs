@@ -239,9 +239,19 @@ impl GaussKlCase {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Exact {
     /// Case A with the point `a` (first `dim` entries used).
-    Dirac { case: DiracCase, at: [f64; 2] },
+    Dirac {
+        /// The parameters of case A.
+        case: DiracCase,
+        /// Where the point mass sits.
+        at: [f64; 2],
+    },
     /// Case B: identity on the first `free` coordinates, case A on the rest.
-    Subspace { free: usize, across: DiracCase },
+    Subspace {
+        /// How many leading coordinates are free.
+        free: usize,
+        /// Case A across the other coordinates.
+        across: DiracCase,
+    },
     /// Case C.
     Shift(ShiftCase),
     /// Case D.

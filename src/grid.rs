@@ -23,6 +23,9 @@ pub struct Grid {
 /// Smallest number of cells per axis accepted anywhere.
 pub const MIN_CELLS: usize = 4;
 
+/// Fields of a grid's size a solver may hold at once (for the memory check).
+pub const WORKING_FIELDS: usize = 64;
+
 impl Grid {
     /// Grid on the box `[lo, hi]` (per axis, `dim` entries) with `cells` cells
     /// (`cells + 1` nodes) on the longest axis. Nodes sit at integer multiples of `h`, so the origin is a
@@ -30,11 +33,11 @@ impl Grid {
     pub fn on_box(lo: &[f64], hi: &[f64], cells: usize) -> Result<Self> {
         let dim = lo.len();
         if !(1..=2).contains(&dim) {
-            return Err(Error::invalid("box", dim, "grids are 1-D or 2-D"));
+            return Err(Error::invalid("grid.lo", dim, "grids are 1-D or 2-D"));
         }
         if hi.len() != dim {
             return Err(Error::DimensionMismatch {
-                field: "box.hi".into(),
+                field: "grid.hi".into(),
                 expected: dim,
                 found: hi.len(),
             });
@@ -49,7 +52,7 @@ impl Grid {
         for a in 0..dim {
             if !(lo[a].is_finite() && hi[a].is_finite() && hi[a] > lo[a]) {
                 return Err(Error::invalid(
-                    "box",
+                    "grid",
                     format!("[{}, {}]", lo[a], hi[a]),
                     "each axis needs finite lo < hi",
                 ));
@@ -63,8 +66,18 @@ impl Grid {
             let first = (lo[a] / h + 1e-9).floor();
             let last = (hi[a] / h - 1e-9).ceil();
             glo[a] = first * h;
+            if (last - first).is_nan() || last - first >= 1e12 {
+                return Err(Error::invalid(
+                    "grid",
+                    cells,
+                    "too many cells for any machine",
+                ));
+            }
             n[a] = ((last - first) as usize + 1).max(MIN_CELLS + 1);
         }
+        // a solve keeps a few dozen fields of the grid's size
+        let nodes = n[0].saturating_mul(n[1]);
+        crate::error::check_memory("grid", cells, nodes, 8 * WORKING_FIELDS)?;
         Ok(Grid { dim, lo: glo, h, n })
     }
 

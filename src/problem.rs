@@ -23,36 +23,81 @@ use std::path::PathBuf;
 pub enum Distribution {
     /// Gaussian with a mean and either an isotropic `std` or a full `cov`.
     Gaussian {
+        /// The mean, one entry per dimension.
         mean: Vec<f64>,
+        /// Isotropic standard deviation (1 if neither it nor `cov` is given).
         #[serde(default)]
         std: Option<f64>,
+        /// Full covariance, symmetric positive definite.
         #[serde(default)]
         cov: Option<Vec<Vec<f64>>>,
     },
     /// Point mass.
-    Dirac { at: Vec<f64> },
+    Dirac {
+        /// The point, inside the grid's box.
+        at: Vec<f64>,
+    },
     /// Uniform on the box `[lo, hi]`.
-    Uniform { lo: Vec<f64>, hi: Vec<f64> },
+    Uniform {
+        /// The lower corner.
+        lo: Vec<f64>,
+        /// The upper corner.
+        hi: Vec<f64>,
+    },
     /// Gaussian with standard deviation `std` along the listed `axes`, a point
     /// mass at `mean` across them (a Gaussian on a line or subspace).
     Subspace {
+        /// The mean; across the free axes, the point the mass sits on.
         mean: Vec<f64>,
+        /// Standard deviation along the free axes.
         std: f64,
+        /// The free axes (0-based).
         axes: Vec<usize>,
     },
     /// Weighted mixture (weights are normalised).
-    Mixture { components: Vec<Component> },
+    Mixture {
+        /// The weighted components.
+        components: Vec<Component>,
+    },
     /// One of the 2-D data sets of math.md section 5, as a sample cloud.
     Dataset {
+        /// The data set's name (see [`crate::data::DataSet::ALL`]).
         name: String,
+        /// Samples deposited on the grid (cloud in cell).
         #[serde(default = "default_samples")]
         samples: usize,
+        /// Seed of the sampler.
         #[serde(default)]
         seed: u64,
     },
     /// A density on the problem's grid read from a `.npy` file.
-    Npy { path: PathBuf },
+    Npy {
+        /// The `.npy` file, one value per grid node.
+        path: PathBuf,
+    },
 }
+
+/// A point mass (on the axes not in `free`) must sit on the grid: its mass would otherwise be clamped
+/// onto the boundary without a word.
+fn inside_grid(grid: &Grid, field: &str, point: &[f64], free: &[usize]) -> Result<()> {
+    let hi = grid.hi();
+    for (a, x) in point.iter().enumerate().take(grid.dim) {
+        if !free.contains(&a) && !(grid.lo[a]..=hi[a]).contains(x) {
+            return Err(Error::invalid(
+                field,
+                format!("{point:?}"),
+                &format!(
+                    "lies outside the grid [{}, {}] on axis {a}",
+                    grid.lo[a], hi[a]
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Most samples a `dataset` distribution may deposit on a grid.
+pub const MAX_DATASET_SAMPLES: usize = 1_000_000_000;
 
 fn default_samples() -> usize {
     200_000
@@ -60,6 +105,7 @@ fn default_samples() -> usize {
 
 /// One weighted component of a mixture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Component {
     /// Non-negative weight.
     pub weight: f64,
@@ -199,11 +245,13 @@ impl Distribution {
                         found: dim,
                     });
                 }
-                if *samples == 0 {
+                if *samples == 0 || *samples > MAX_DATASET_SAMPLES {
                     return Err(Error::invalid(
                         &format!("{field}.samples"),
                         samples,
-                        "must be positive",
+                        &format!(
+                            "must be in 1..={MAX_DATASET_SAMPLES} (about a minute of sampling)"
+                        ),
                     ));
                 }
             }
@@ -233,6 +281,7 @@ impl Distribution {
                 })
             }
             Distribution::Dirac { at } => {
+                inside_grid(grid, &format!("{field}.at"), at, &[])?;
                 let mut m = grid.zeros();
                 grid.deposit(&mut m, [at[0], *at.get(1).unwrap_or(&0.0)], 1.0);
                 m
@@ -250,6 +299,7 @@ impl Distribution {
                 })
             }
             Distribution::Subspace { mean, std, axes } => {
+                inside_grid(grid, &format!("{field}.mean"), mean, axes)?;
                 // product of 1-D factors: Gaussian on free axes, CIC point elsewhere
                 let factor = |axis: usize| -> Vec<f64> {
                     let n = grid.n[axis];
@@ -310,6 +360,7 @@ pub fn read_grid_density(path: &std::path::Path, grid: &Grid) -> Result<Array2<f
         path: path.to_path_buf(),
         message,
     };
+    crate::io::check_npy(path)?;
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let arr: ndarray::ArrayD<f64> =
         ndarray_npy::ReadNpyExt::read_npy(file).map_err(|e| bad(e.to_string()))?;

@@ -569,6 +569,28 @@ pub fn ill_posed(
     starts: usize,
     progress: &mut dyn Progress,
 ) -> Result<IllPosedReport> {
+    // every parameter first: a bad one must not cost the grid study
+    for &alpha in alphas {
+        Problem {
+            alpha,
+            ..case.problem.clone()
+        }
+        .validate()
+        .map_err(|_| Error::invalid("alphas", alpha, "each alpha must be a finite number > 0"))?;
+    }
+    if starts < 2 {
+        return Err(Error::invalid(
+            "starts",
+            starts,
+            "need at least 2 starts to compare",
+        ));
+    }
+    if rounds == 0 {
+        return Err(Error::invalid("rounds", rounds, "must be at least 1"));
+    }
+    for &cells in grids.iter().chain([&coarse]) {
+        case.grid(cells)?;
+    }
     let bound = case.problem.lipschitz.unwrap_or(1.0);
     let mut rows = Vec::new();
     for &cells in grids {

@@ -173,16 +173,8 @@ fn bad_input_gives_one_clear_error_line() {
         ),
     ];
     for (args, needle) in cases {
-        let o = proxflow(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(needle), "{args:?}: `{err}` lacks `{needle}`");
-        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-        assert_eq!(
-            err.trim().lines().count(),
-            1,
-            "{args:?}: not one line: {err}"
-        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        common::assert_refused(&args, &proxflow(&args), needle);
     }
 }
 

@@ -56,6 +56,8 @@ pub(crate) struct BarrierOutcome {
     pub mu: f64,
     /// The constraint multipliers `lambda_T` (the flux is `lambda_T grad_T psi`).
     pub multipliers: Vec<f64>,
+    /// The certified gap at the first iterate.
+    pub first_gap: f64,
 }
 
 /// One element of the P1 interpolant: `grad psi = sign ((psi_b - psi_a), (psi_c - psi_a)) / h`.
@@ -404,6 +406,7 @@ impl Ascent<'_> {
         let mut iterations = 0;
         let mut stalled = false;
         let mut floor: f64 = 1e-3;
+        let mut first_gap = f64::NAN;
         loop {
             let (upper, w1, gamma) = self.certificate(&psi, &e, &lambda);
             observer.observe(&IterationState {
@@ -422,6 +425,9 @@ impl Ascent<'_> {
                 });
             }
             let gap = upper - e.dual;
+            if iterations == 0 {
+                first_gap = gap;
+            }
             let done = gap <= super::allowed_gap(tolerance, upper);
             if done || iterations >= max_iterations || (mu < 1e-14 && stalled) {
                 return Ok(BarrierOutcome {
@@ -435,6 +441,7 @@ impl Ascent<'_> {
                     converged: done,
                     mu,
                     multipliers: lambda,
+                    first_gap,
                 });
             }
             iterations += 1;
@@ -554,7 +561,8 @@ fn stiffness(barrier: &Barrier, grid: &Grid) -> Result<super::SparseCholesky> {
     })
 }
 
-/// Newton steps a warm-started level gets before it starts afresh.
+/// Newton steps after which a warm-started level that has not cut its gap
+/// tenfold starts afresh.
 const WARM_ITERATIONS: usize = 20;
 
 /// Index in [`elements`] of the element of `grid` that holds `x`.
@@ -612,7 +620,7 @@ fn p1_interpolate(coarse: &Grid, psi: &Array2<f64>, x: [f64; 2]) -> f64 {
 
 /// Coarse-to-fine interior-point ascent with Lipschitz bound `lipschitz`:
 /// each level starts from the P1-prolonged potential, multipliers and
-/// barrier weight of the one below (afresh if that has not converged in
+/// barrier weight of the one below (afresh if it has not cut its gap tenfold in
 /// [`WARM_ITERATIONS`] steps), the coarsest (at least 16 cells a side) from
 /// `start` or zero. Coarse levels stop at a relative gap of 1e-3.
 pub(crate) fn multilevel(
@@ -681,16 +689,23 @@ pub(crate) fn multilevel(
                 observer,
             )?;
             if warm && !out.converged {
-                // the prolonged point can sit near the boundary where the fine
-                // problem's path does not run (point targets): start afresh
-                let again = ascent.run(
-                    level.zeros(),
-                    None,
-                    1e-3,
-                    budget.saturating_sub(out.iterations),
-                    level_tolerance,
-                    observer,
-                )?;
+                let progressing = out.objective - out.dual <= 0.1 * out.first_gap;
+                let rest = budget.saturating_sub(out.iterations);
+                // a warm start that does not close its gap sits near the
+                // boundary where the fine problem's path does not run (point
+                // targets): start afresh; otherwise go on from where it is
+                let again = if progressing {
+                    ascent.run(
+                        out.psi,
+                        Some(out.multipliers),
+                        out.mu,
+                        rest,
+                        level_tolerance,
+                        observer,
+                    )?
+                } else {
+                    ascent.run(level.zeros(), None, 1e-3, rest, level_tolerance, observer)?
+                };
                 out = BarrierOutcome {
                     iterations: out.iterations + again.iterations,
                     ..again

@@ -1,4 +1,13 @@
-//! Coupled mean-field-game solvers. Each returns a [`Solution`].
+//! Coupled mean-field-game solvers. Each solves the optimality system of
+//! math.md section 2,
+//!
+//! ```text
+//! -U_t + |grad U|^2 / (2 alpha) = 0,        U(., T) = phi* = argmax_phi D_f^L(rho_T || Q),
+//!  rho_t - div(rho grad U / alpha) = 0,     rho(., 0) = rho0,
+//! ```
+//!
+//! by its own route (exact characteristics and the dual ascent, Eulerian
+//! finite differences and volumes, particles), and returns a [`Solution`].
 
 use crate::error::{Error, Result};
 use crate::grid::Grid;

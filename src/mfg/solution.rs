@@ -13,9 +13,15 @@ use std::path::Path;
 #[serde(tag = "reason", rename_all = "kebab-case")]
 pub enum StopReason {
     /// The fixed-point residual fell below the tolerance.
-    Converged { residual: f64 },
+    Converged {
+        /// The method's residual (the duality gap for the dual method).
+        residual: f64,
+    },
     /// The iteration cap was reached with this residual.
-    MaxIterations { residual: f64 },
+    MaxIterations {
+        /// The method's residual at the last iteration.
+        residual: f64,
+    },
 }
 
 impl StopReason {

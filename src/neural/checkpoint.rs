@@ -146,15 +146,19 @@ impl Checkpoint {
             *at += 8;
             Ok(u64::from_le_bytes(w.try_into().expect("8 bytes")))
         };
-        let header_len = word(&mut at)? as usize;
+        // lengths read from the file are checked before any arithmetic
+        let header_len = usize::try_from(word(&mut at)?).unwrap_or(usize::MAX);
+        let header_end = at
+            .checked_add(header_len)
+            .ok_or_else(|| bad(format!("header length {header_len} overflows")))?;
         let header: Header = serde_json::from_slice(
-            body.get(at..at + header_len)
+            body.get(at..header_end)
                 .ok_or_else(|| bad("truncated header".into()))?,
         )
         .map_err(|e| bad(format!("header: {e}")))?;
         at += header_len;
-        let count = word(&mut at)? as usize;
-        if body.len() != at + 8 * count {
+        let count = usize::try_from(word(&mut at)?).unwrap_or(usize::MAX);
+        if count.checked_mul(8).and_then(|b| b.checked_add(at)) != Some(body.len()) {
             return Err(bad(format!(
                 "expected {count} values, found {} bytes",
                 body.len() - at
@@ -164,8 +168,11 @@ impl Checkpoint {
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
             .collect();
-        let expected: usize = header.shapes.iter().map(|[r, c]| r * c).sum();
-        if expected != count {
+        let expected = header.shapes.iter().try_fold(0usize, |a, [r, c]| {
+            r.checked_mul(*c).and_then(|n| a.checked_add(n))
+        });
+        if expected != Some(count) {
+            let expected = expected.map_or_else(|| "more than 2^64".into(), |e| e.to_string());
             return Err(bad(format!(
                 "shapes hold {expected} values, file has {count}"
             )));

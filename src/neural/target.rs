@@ -265,6 +265,7 @@ pub fn read_npy_points(path: &Path) -> Result<PointSet> {
         path: path.to_path_buf(),
         message,
     };
+    crate::io::check_npy(path)?;
     let open = || std::fs::File::open(path).map_err(|e| Error::io(path, e));
     let array: ndarray::ArrayD<f64> = match ndarray_npy::ReadNpyExt::read_npy(open()?) {
         Ok(a) => a,

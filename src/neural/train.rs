@@ -230,6 +230,7 @@ impl TrainConfig {
             }
         }
         for (name, v) in [
+            ("iterations", self.iterations),
             ("dim", self.dim),
             ("batch", self.batch),
             ("threads", self.threads),
@@ -256,7 +257,38 @@ impl TrainConfig {
                 ));
             }
         }
+        // the critic steps carry `batch` source and `batch` target points
+        // through the flow with its backward pass; evaluation holds a few
+        // copies of its points (a lower bound: it refuses only the absurd)
+        crate::error::check_memory(
+            "batch",
+            self.batch,
+            self.batch.saturating_mul(2),
+            self.point_bytes(),
+        )?;
+        for (name, v) in [
+            ("eval-samples", self.eval_samples),
+            ("final-samples", self.final_samples),
+        ] {
+            crate::error::check_memory(name, v, v, 32 * self.dim)?;
+        }
         Ok(())
+    }
+
+    /// Bytes one point of a batch needs through the flow: its activations at
+    /// every layer and every Euler step (f64, with the backward pass's copy).
+    pub fn point_bytes(&self) -> usize {
+        let widest = self
+            .potential_widths
+            .iter()
+            .chain(&self.critic_widths)
+            .fold(self.dim, |a, w| a.max(*w));
+        let layers = self.potential_widths.len().max(self.critic_widths.len()) + 2;
+        let steps = (self.horizon / self.dt).round().clamp(1.0, 1e6) as usize + 1;
+        16usize
+            .saturating_mul(widest)
+            .saturating_mul(layers)
+            .saturating_mul(steps)
     }
 
     /// The target with its held-out set, as this run splits it.
@@ -538,6 +570,17 @@ impl Trainer {
         }
         let mut trainer = Self::new(config)?;
         ck.restore(&mut trainer)?;
+        if trainer.iteration > trainer.config.iterations {
+            return Err(Error::invalid(
+                "iterations",
+                trainer.config.iterations,
+                &format!(
+                    "the run in {} has done {} already; give the new total",
+                    dir.display(),
+                    trainer.iteration
+                ),
+            ));
+        }
         Ok(trainer)
     }
 
@@ -709,6 +752,7 @@ impl Trainer {
 
     /// `n` fresh source points (from the sample stream of `seed`) and their images.
     pub fn sample(&self, n: usize, seed: u64, dt: f64) -> Result<(Vec<f64>, Vec<f64>)> {
+        crate::error::check_memory("n", n, n, 32 * self.config.dim)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ SAMPLE_STREAM);
         let x0 = source_sample(n, self.config.dim, &mut rng);
         let xt = self.generate(x0.clone(), dt)?;

@@ -27,7 +27,7 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = COMPARE_ITERATIONS)]
     iterations: usize,
     /// Adam learning rate of the potential (default: 1e-3 for the closed
-    /// forms, 3e-4 for grid cases; see the README).
+    /// forms, 3e-4 for grid cases; see docs/comparison.md).
     #[arg(long)]
     lr_potential: Option<f64>,
     /// Final fraction of both learning rates (exponential decay; 1 = constant;

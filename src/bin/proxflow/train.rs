@@ -22,24 +22,24 @@ pub struct TrainArgs {
     /// Dimension (2-D sets are zero-padded; images and files fix their own).
     #[arg(long)]
     dim: Option<usize>,
-    /// none | w1 | w2 | w1w2.
-    #[arg(long, default_value = "w1w2")]
-    variant: Variant,
-    /// kl | reverse-kl | alpha:<a> | js | chi2 | w1.
-    #[arg(long = "f", default_value = "kl")]
-    divergence: FDivergence,
+    /// none | w1 | w2 | w1w2 [default: w1w2].
+    #[arg(long)]
+    variant: Option<Variant>,
+    /// kl | reverse-kl | alpha:<a> | js | chi2 | w1 [default: kl].
+    #[arg(long = "f")]
+    divergence: Option<FDivergence>,
     /// Generator iterations (with --resume: the new total).
     #[arg(long)]
     iterations: Option<usize>,
-    /// cpu | wgpu.
-    #[arg(long, default_value = "cpu")]
-    backend: BackendKind,
-    /// f32 | f64 (f64 on cpu only).
-    #[arg(long, default_value = "f32")]
-    precision: Precision,
-    /// Seed of every random draw.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// cpu | wgpu [default: cpu].
+    #[arg(long)]
+    backend: Option<BackendKind>,
+    /// f32 | f64 (f64 on cpu only) [default: f32].
+    #[arg(long)]
+    precision: Option<Precision>,
+    /// Seed of every random draw [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
     /// Kinetic weight (default 0.5 in 2-D, 0.1 above).
     #[arg(long)]
     alpha: Option<f64>,
@@ -88,9 +88,9 @@ pub struct TrainArgs {
     /// Checkpoint every N iterations.
     #[arg(long)]
     checkpoint_every: Option<usize>,
-    /// Output folder.
-    #[arg(long, default_value = "out/train")]
-    out: PathBuf,
+    /// Output folder [default: out/train].
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Continue the run saved in this folder (writes into it).
     #[arg(long)]
     resume: Option<PathBuf>,
@@ -104,12 +104,19 @@ impl TrainArgs {
         let data = self.data.clone().expect("clap requires --data");
         let dim = Target::load(&data, self.dim, 1, 0)?.dim;
         let mut c = TrainConfig::paper(&data, dim);
-        c.variant = self.variant;
-        c.divergence = self.divergence;
-        c.backend = self.backend;
-        c.precision = self.precision;
-        c.seed = self.seed;
         set(&mut c.iterations, self.iterations);
+        self.apply(&mut c);
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Sets every flag given (all but `--data`, `--dim` and `--iterations`).
+    fn apply(&self, c: &mut TrainConfig) {
+        set(&mut c.variant, self.variant);
+        set(&mut c.divergence, self.divergence);
+        set(&mut c.backend, self.backend);
+        set(&mut c.precision, self.precision);
+        set(&mut c.seed, self.seed);
         set(&mut c.alpha, self.alpha);
         set(&mut c.lipschitz, self.lipschitz);
         set(&mut c.gp_weight, self.gp_weight);
@@ -126,8 +133,43 @@ impl TrainArgs {
         set(&mut c.blowup, self.blowup);
         set(&mut c.eval_every, self.eval_every);
         set(&mut c.checkpoint_every, self.checkpoint_every);
-        c.validate()?;
-        Ok(c)
+    }
+
+    /// With `--resume DIR`: every other flag must agree with the stored run
+    /// (a differing one would be silently ignored), `--out` included.
+    fn refuse_contradictions(&self, stored: &TrainConfig, dir: &std::path::Path) -> Result<()> {
+        let mut wanted = stored.clone();
+        self.apply(&mut wanted);
+        let as_map = |c: &TrainConfig| match serde_json::to_value(c) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        let (before, after) = (as_map(stored), as_map(&wanted));
+        let mut differing: Vec<String> = before
+            .iter()
+            .filter(|(k, v)| after.get(*k) != Some(*v))
+            .map(|(k, _)| k.replace('_', "-"))
+            .collect();
+        if self.data.as_ref().is_some_and(|d| *d != stored.data) {
+            differing.push("data".into());
+        }
+        if self.dim.is_some_and(|d| d != stored.dim) {
+            differing.push("dim".into());
+        }
+        if self.out.as_ref().is_some_and(|o| o != dir) {
+            differing.push("out".into());
+        }
+        if differing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            "resume",
+            dir.display(),
+            &format!(
+                "the stored run has other values for {}; resume with --iterations alone",
+                differing.join(", ")
+            ),
+        ))
     }
 }
 
@@ -182,10 +224,14 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let (mut trainer, out) = match &args.resume {
         Some(dir) => {
             let t = Trainer::resume(dir, args.iterations)?;
+            args.refuse_contradictions(&t.config, dir)?;
             println!("resuming {} at iteration {}", dir.display(), t.iteration);
             (t, dir.clone())
         }
-        None => (Trainer::new(args.config()?)?, args.out.clone()),
+        None => (
+            Trainer::new(args.config()?)?,
+            args.out.clone().unwrap_or_else(|| "out/train".into()),
+        ),
     };
     let c = &trainer.config;
     println!(
