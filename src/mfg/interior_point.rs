@@ -25,13 +25,11 @@
 //! W1 leg), so the gap has no bias. In 1-D the P1 constraint is the
 //! Lipschitz constraint between nodes itself.
 
-use super::semidiscrete::{Level, LevelOutput, Task, coarse_to_fine};
+use super::semidiscrete::{Level, LevelOutput, Newton, Task, coarse_to_fine};
 use super::{IterationState, Observer};
-use crate::divergence::FDivergence;
 use crate::error::{Error, Result};
 use crate::grid::Grid;
-use crate::par::Parallelism;
-use crate::transport::{LaguerreCells, LaguerreWorkspace, laguerre_cells};
+use crate::transport::{LaguerreCells, LaguerreWorkspace};
 use ndarray::Array2;
 
 /// The result of an interior-point ascent.
@@ -206,47 +204,37 @@ struct Evaluation {
 
 /// Fixed data of one ascent.
 struct Ascent<'a> {
-    grid: &'a Grid,
-    rho0: &'a Array2<f64>,
-    q: &'a Array2<f64>,
-    divergence: FDivergence,
-    tau: f64,
+    /// The level's unconstrained dual (its cells, Lambda and their derivatives).
+    transport: Newton<'a>,
     barrier: Barrier,
     /// The P1 stiffness `sum_T |T| G_T^T G_T` (plus a trace of the identity), factored.
     stiffness: super::SparseCholesky,
-    parallelism: Parallelism,
 }
 
 impl Ascent<'_> {
     /// Largest distance between two nodes (the W1 price of a unit of residual is at most L times it).
     fn diameter(&self) -> f64 {
-        let (hi, lo) = (self.grid.hi(), self.grid.lo);
+        let (hi, lo) = (self.transport.grid.hi(), self.transport.grid.lo);
         ((hi[0] - lo[0]).powi(2) + (hi[1] - lo[1]).powi(2)).sqrt()
     }
 
     /// Phi, the merit `Phi + mu barrier` and its gradient at psi.
     fn evaluate(&self, psi: &Array2<f64>, mu: f64, ws: &mut LaguerreWorkspace) -> Evaluation {
-        let (h, b, f) = (self.grid.h, &self.barrier, self.divergence);
-        let cells = laguerre_cells(self.grid, self.rho0, psi, self.tau, ws, self.parallelism);
-        let (ps, qs) = (
-            psi.as_slice().expect("standard layout"),
-            self.q.as_slice().expect("standard layout"),
-        );
-        let (lambda, gibbs, curvature) = f.lambda_derivatives(ps, qs);
-        let masses = cells.mass.as_slice().expect("standard layout");
-        let dual = cells.dual_integral - lambda;
-        let mut gradient: Vec<f64> = masses.iter().zip(&gibbs).map(|(m, g)| m - g).collect();
+        let (h, b) = (self.transport.grid.h, &self.barrier);
+        let ps = psi.as_slice().expect("standard layout");
+        let plain = self.transport.evaluate(psi, ws);
+        let mut gradient = plain.gradient;
         for e in &b.elements {
             let g = e.gradient(ps, h);
             let w = -2.0 * mu * b.size / b.slack(g);
             e.scatter([w * g[0], w * g[1]], h, &mut gradient);
         }
         Evaluation {
-            merit: dual + mu * b.value(ps, h),
-            cells,
-            gibbs,
-            curvature,
-            dual,
+            merit: plain.dual + mu * b.value(ps, h),
+            cells: plain.cells,
+            gibbs: plain.gibbs,
+            curvature: plain.curvature,
+            dual: plain.dual,
             gradient,
         }
     }
@@ -262,10 +250,14 @@ impl Ascent<'_> {
         e: &Evaluation,
         lambda: &[f64],
     ) -> (f64, f64, Vec<f64>) {
-        let (h, b, f) = (self.grid.h, &self.barrier, self.divergence);
+        let (h, b, f) = (
+            self.transport.grid.h,
+            &self.barrier,
+            self.transport.divergence,
+        );
         let (ps, qs) = (
             psi.as_slice().expect("standard layout"),
-            self.q.as_slice().expect("standard layout"),
+            self.transport.q.as_slice().expect("standard layout"),
         );
         let total: f64 = e.gibbs.iter().sum();
         let gamma: Vec<f64> = e.gibbs.iter().map(|g| g / total).collect();
@@ -314,7 +306,7 @@ impl Ascent<'_> {
         lambda: &[f64],
         floor: f64,
     ) -> Result<Vec<f64>> {
-        let (h, b) = (self.grid.h, &self.barrier);
+        let (h, b) = (self.transport.grid.h, &self.barrier);
         let n = psi.len();
         let mut entries: Vec<(usize, usize, f64)> =
             Vec::with_capacity(n + 6 * b.elements.len() + 3 * e.cells.coupling.len());
@@ -329,7 +321,7 @@ impl Ascent<'_> {
             // Levenberg–Marquardt: couple every node to its grid neighbours
             let largest = e.cells.coupling.iter().fold(0.0f64, |a, c| a.max(c.2));
             let w = floor * largest;
-            for (k, m) in self.grid.neighbour_pairs() {
+            for (k, m) in self.transport.grid.neighbour_pairs() {
                 diag[k] += w;
                 diag[m] += w;
                 entries.push((m, k, -w));
@@ -390,7 +382,7 @@ impl Ascent<'_> {
         tolerance: f64,
         observer: &mut dyn Observer,
     ) -> Result<BarrierOutcome> {
-        let h = self.grid.h;
+        let h = self.transport.grid.h;
         let b = &self.barrier;
         let area = b.size * b.elements.len() as f64;
         let central = |psi: &Array2<f64>, mu: f64| -> Vec<f64> {
@@ -401,7 +393,7 @@ impl Ascent<'_> {
                 .collect()
         };
         let mut lambda = multipliers.unwrap_or_else(|| central(&psi, mu));
-        let mut ws = LaguerreWorkspace::new(self.grid);
+        let mut ws = LaguerreWorkspace::new(self.transport.grid);
         let mut e = self.evaluate(&psi, mu, &mut ws);
         let mut iterations = 0;
         let mut stalled = false;
@@ -434,7 +426,8 @@ impl Ascent<'_> {
                     psi,
                     objective: upper,
                     w1,
-                    gamma: Array2::from_shape_vec(self.grid.shape(), gamma).expect("grid shape"),
+                    gamma: Array2::from_shape_vec(self.transport.grid.shape(), gamma)
+                        .expect("grid shape"),
                     dual: e.dual,
                     cells: e.cells,
                     iterations,
@@ -501,9 +494,10 @@ impl Ascent<'_> {
 
     /// Scales psi towards its mean until no element is steeper than 0.9 L.
     fn make_feasible(&self, psi: &mut Array2<f64>) {
-        let steepest = self
-            .barrier
-            .steepest(psi.as_slice().expect("standard layout"), self.grid.h);
+        let steepest = self.barrier.steepest(
+            psi.as_slice().expect("standard layout"),
+            self.transport.grid.h,
+        );
         let limit = 0.9 * self.barrier.lipschitz;
         if steepest > limit {
             let mean = psi.mean().unwrap_or(0.0);
@@ -646,12 +640,14 @@ pub(crate) fn multilevel(
             let ascent = Ascent {
                 stiffness: stiffness(&barrier, level)?,
                 barrier,
-                grid: level,
-                rho0: input.rho0,
-                q: input.q,
-                divergence: problem.divergence,
-                tau,
-                parallelism,
+                transport: Newton {
+                    grid: level,
+                    rho0: input.rho0,
+                    q: input.q,
+                    divergence: problem.divergence,
+                    tau,
+                    parallelism,
+                },
             };
             let (psi, multipliers, mu) = match (previous, start.take()) {
                 (Some((g, p)), _) => {

@@ -51,14 +51,19 @@ pub(crate) struct NewtonOutcome {
     pub converged: bool,
 }
 
-struct Evaluation {
-    cells: LaguerreCells,
+/// Phi and its derivatives at one psi (shared with the interior point).
+pub(crate) struct Evaluation {
+    pub cells: LaguerreCells,
+    /// `q f*'(psi - nu)`, the Gibbs measure (grad Lambda).
+    pub gibbs: Vec<f64>,
     /// `q f*''(psi - nu)`, the curvature of Lambda.
-    curvature: Vec<f64>,
+    pub curvature: Vec<f64>,
     /// `mass - q f*'(psi - nu)` (mass minus grad Lambda), the gradient of Phi.
-    gradient: Vec<f64>,
-    dual: f64,
-    objective: f64,
+    pub gradient: Vec<f64>,
+    /// `Phi(psi)`.
+    pub dual: f64,
+    /// The cost of the plan "each cell to its node" (L = inf).
+    pub objective: f64,
 }
 
 /// Fixed data of one ascent.
@@ -72,7 +77,7 @@ pub(crate) struct Newton<'a> {
 }
 
 impl Newton<'_> {
-    fn evaluate(&self, psi: &Array2<f64>, ws: &mut LaguerreWorkspace) -> Evaluation {
+    pub(crate) fn evaluate(&self, psi: &Array2<f64>, ws: &mut LaguerreWorkspace) -> Evaluation {
         let cells = laguerre_cells(self.grid, self.rho0, psi, self.tau, ws, self.parallelism);
         let (ps, qs) = (
             psi.as_slice().expect("standard layout"),
@@ -86,6 +91,7 @@ impl Newton<'_> {
             dual: cells.dual_integral - lambda,
             objective: cells.cost + f.divergence(masses, qs),
             cells,
+            gibbs,
             curvature,
             gradient,
         }

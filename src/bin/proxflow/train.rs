@@ -140,9 +140,10 @@ impl TrainArgs {
     fn refuse_contradictions(&self, stored: &TrainConfig, dir: &std::path::Path) -> Result<()> {
         let mut wanted = stored.clone();
         self.apply(&mut wanted);
+        // the checkpoint header serialises the same struct: this cannot fail
         let as_map = |c: &TrainConfig| match serde_json::to_value(c) {
             Ok(serde_json::Value::Object(m)) => m,
-            _ => serde_json::Map::new(),
+            other => panic!("a TrainConfig serialises to a JSON object, not {other:?}"),
         };
         let (before, after) = (as_map(stored), as_map(&wanted));
         let mut differing: Vec<String> = before
