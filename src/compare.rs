@@ -49,6 +49,30 @@ pub struct RadialReference {
 }
 
 impl RadialReference {
+    /// The closed form of a training run's problem: Q a point on the
+    /// coordinates from `offset` on (0 for `dirac`, 2 for `subspace`).
+    pub fn for_config(config: &crate::neural::TrainConfig, offset: usize) -> Result<Self> {
+        if config.dim <= offset {
+            return Err(Error::invalid(
+                "dim",
+                config.dim,
+                &format!("the radial closed form needs dim > {offset}"),
+            ));
+        }
+        let lipschitz = config.lipschitz.ok_or_else(|| {
+            Error::invalid("lipschitz", "inf", "the closed forms need a finite L")
+        })?;
+        Ok(RadialReference {
+            case: DiracCase {
+                dim: config.dim - offset,
+                alpha: config.alpha,
+                horizon: config.horizon,
+                lipschitz,
+            },
+            offset,
+        })
+    }
+
     fn radius(&self, row: &[f64]) -> f64 {
         row[self.offset..].iter().map(|v| v * v).sum::<f64>().sqrt()
     }
@@ -120,7 +144,7 @@ impl<'a> GridReference<'a> {
         if solution.map.is_none() || solution.grid.dim != 2 {
             return Err(Error::invalid(
                 "reference",
-                &solution.method,
+                solution.method,
                 "a 2-D solution with a map (the dual solver) is needed",
             ));
         }
@@ -303,7 +327,7 @@ pub fn compare(
     let exact_u0 = reference.value0(&x0);
     let exact_map = reference.map(&x0);
     let offset = u0.iter().zip(&exact_u0).map(|(a, b)| a - b).sum::<f64>() / n as f64;
-    let bound = c.lipschitz / c.alpha;
+    let bound = c.lipschitz.map_or(f64::INFINITY, |l| l / c.alpha);
     let history = trainer.history.last();
     let learned_kinetic = history.map_or(f64::NAN, |r| r.kinetic);
     let learned_terminal = history.map_or(f64::NAN, |r| r.divergence);
@@ -414,13 +438,14 @@ pub fn train_config_for(
     c.alpha = problem.alpha;
     c.horizon = problem.horizon;
     c.divergence = problem.divergence;
-    c.lipschitz = problem.lipschitz.ok_or_else(|| {
-        Error::invalid(
+    if problem.lipschitz.is_none() {
+        return Err(Error::invalid(
             "lipschitz",
             "none",
             "the neural flow is compared with a finite L only",
-        )
-    })?;
+        ));
+    }
+    c.lipschitz = problem.lipschitz;
     c.validate()?;
     Ok(c)
 }
@@ -435,7 +460,7 @@ mod tests {
         let mut case = crate::cases::builtin("pinwheel-2d").unwrap();
         case.problem.alpha = 0.25;
         let c = train_config_for(&case.problem, "pinwheel").unwrap();
-        assert_eq!((c.alpha, c.lipschitz, c.horizon), (0.25, 1.0, 1.0));
+        assert_eq!((c.alpha, c.lipschitz, c.horizon), (0.25, Some(1.0), 1.0));
         assert_eq!((c.potential_learning_rate, c.lr_decay), (3e-4, 0.1));
         case.problem.lipschitz = None;
         assert!(train_config_for(&case.problem, "pinwheel").is_err());

@@ -16,14 +16,17 @@
 //! hi = [6.0, 6.0]
 //! cells = 128
 //!
-//! [solver]                 # optional
+//! [solver]                 # optional: options of the chosen method
 //! max_iterations = 200
 //! tolerance = 1e-3
 //! ```
+//!
+//! Every method takes `max_iterations` and `tolerance`; the other keys are
+//! the fields of `DualOptions`, `EulerianOptions` or `ParticleOptions`, and
+//! one the chosen method does not take is an error naming it.
 
-use crate::error::{Error, Result, require_positive};
+use crate::error::{Error, Result};
 use crate::grid::Grid;
-use crate::mfg::DualOptions;
 use crate::problem::Problem;
 use serde::Deserialize;
 use std::path::Path;
@@ -40,36 +43,6 @@ pub struct GridConfig {
     pub cells: usize,
 }
 
-/// Solver options that a config may override.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SolverConfig {
-    /// Iterations at most.
-    pub max_iterations: Option<usize>,
-    /// Relative duality-gap tolerance.
-    pub tolerance: Option<f64>,
-}
-
-impl SolverConfig {
-    /// Applies the overrides to solver options, checking them.
-    pub fn apply(&self, options: &mut DualOptions) -> Result<()> {
-        if let Some(n) = self.max_iterations {
-            if n == 0 {
-                return Err(Error::invalid(
-                    "solver.max_iterations",
-                    n,
-                    "must be at least 1",
-                ));
-            }
-            options.max_iterations = n;
-        }
-        if let Some(t) = self.tolerance {
-            options.tolerance = require_positive("solver.tolerance", t)?;
-        }
-        Ok(())
-    }
-}
-
 /// A whole solve configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,9 +51,11 @@ pub struct SolveConfig {
     pub problem: Problem,
     /// The grid.
     pub grid: GridConfig,
-    /// Solver overrides.
+    /// The `[solver]` table, read into the chosen method's options by
+    /// `mfg::Method::configure` (a key that method does not take is an
+    /// error there).
     #[serde(default)]
-    pub solver: SolverConfig,
+    pub solver: toml::Table,
 }
 
 impl SolveConfig {
@@ -98,8 +73,6 @@ impl SolveConfig {
         })?;
         config.problem.validate()?;
         config.grid()?;
-        let mut probe = DualOptions::default();
-        config.solver.apply(&mut probe)?;
         Ok(config)
     }
 

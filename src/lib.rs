@@ -20,7 +20,7 @@
 //! the Lipschitz-regularised divergence), [`hj`] (Hopf–Lax and finite
 //! differences), [`mfg`] (coupled solvers returning a [`mfg::Solution`]),
 //! [`exact`] and [`cases`] (closed-form test problems), [`data`] (samplers),
-//! [`plot`] (figures), [`poisson`] (DCT screened-Poisson solves), [`report`] (summaries), [`transport`] (finite-volume
+//! [`chart`] (generic line charts), [`plot`] (figures of a solution), [`poisson`] (DCT screened-Poisson solves), [`report`] (summaries), [`transport`] (finite-volume
 //! continuity equation), [`neural`] (the neural flow on burn, CPU and wgpu),
 //! [`metrics`] (energy distance, MMD), [`io`] (file checks before allocation).
 //!
@@ -38,6 +38,7 @@
 #![warn(missing_docs)]
 
 pub mod cases;
+pub mod chart;
 pub mod compare;
 pub mod config;
 pub mod data;
@@ -55,6 +56,7 @@ pub mod plot;
 pub mod poisson;
 pub mod problem;
 pub mod report;
+pub mod studies;
 pub mod transport;
 pub mod verify;
 

@@ -1,146 +1,162 @@
-//! Summaries of a [`Solution`]: the `summary.json` written next to the fields
-//! and the short table printed on the terminal.
+//! Summaries of a [`Solution`]: the typed [`GridSummary`] written as
+//! `summary.json` next to the fields (and read back by the studies and the
+//! validation report), and the short table printed on the terminal.
 
 use crate::error::{Error, Result};
-use crate::mfg::Solution;
-use serde_json::{Value, json};
+use crate::mfg::{Diagnostics, MethodKind, Solution};
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// A number, or the string "inf" where JSON has no infinity.
-fn number(v: f64) -> Value {
-    if v.is_finite() {
-        json!(v)
-    } else if v.is_nan() {
-        json!("nan")
-    } else if v > 0.0 {
-        json!("inf")
-    } else {
-        json!("-inf")
-    }
+/// The summary of one grid solve: what was solved, on which grid, and every
+/// figure of merit of [`Diagnostics`] (flattened into the same object).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GridSummary {
+    /// The case's name or the config's path.
+    pub case: String,
+    /// The method that solved it.
+    pub method: MethodKind,
+    /// Cells on the longest axis.
+    pub grid: usize,
+    /// Nodes per axis.
+    pub nodes: Vec<usize>,
+    /// Grid spacing.
+    pub h: f64,
+    /// The figures of merit.
+    #[serde(flatten)]
+    pub diagnostics: Diagnostics,
+    /// The closed-form objective, where the case has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact_objective: Option<f64>,
+    /// `(J - J_exact) / J_exact`, where the case has a closed form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relative_error: Option<f64>,
 }
 
-/// The summary of a solve as JSON.
-pub fn summary(case: &str, cells: usize, solution: &Solution, exact: Option<f64>) -> Value {
-    let d = &solution.diagnostics;
-    let mut v = json!({
-        "case": case,
-        "method": solution.method,
-        "grid": cells,
-        "nodes": solution.grid.n[..solution.grid.dim],
-        "h": solution.grid.h,
-        "objective": number(d.objective),
-        "kinetic_energy": number(d.kinetic_energy),
-        "terminal_cost": number(d.terminal_cost),
-        "quantisation": number(d.quantisation),
-        "dual_value": number(d.dual_value),
-        "duality_gap": number(d.duality_gap),
-        "lower_bound_bias": number(d.lower_bound_bias),
-        "hj_residual": number(d.hj_residual),
-        "max_speed": number(d.max_speed),
-        "speed_bound": number(d.speed_bound),
-        "iterations": d.iterations,
-        "converged": d.converged,
-        "stop_reason": d.stop_reason.to_string(),
-        "mass_error": number(d.mass_error),
-        "wall_time_s": d.wall_time_s,
-        "levels": d.levels,
-    });
-    if let Some(j) = exact {
-        v["exact_objective"] = json!(j);
-        v["relative_error"] = number((d.objective - j) / j);
-    }
-    v
-}
-
-/// Writes JSON through a temporary file and a rename.
-pub fn write_json(path: &Path, value: &Value) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    let text = serde_json::to_string_pretty(value).map_err(|e| Error::ArrayFile {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    std::fs::write(&tmp, text + "\n").map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-}
-
-/// Reads a JSON file written by [`write_json`].
-pub fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Config {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
-}
-
-/// A short human-readable table of a summary.
-pub fn table(summary: &Value) -> String {
-    let rows = [
-        "case",
-        "method",
-        "grid",
-        "objective",
-        "exact_objective",
-        "relative_error",
-        "kinetic_energy",
-        "terminal_cost",
-        "dual_value",
-        "duality_gap",
-        "hj_residual",
-        "max_speed",
-        "speed_bound",
-        "iterations",
-        "converged",
-        "stop_reason",
-        "wall_time_s",
-    ];
-    let mut out = String::new();
-    for key in rows {
-        if let Some(v) = summary.get(key) {
-            let text = match v {
-                Value::Number(n) => {
-                    let f = n.as_f64().unwrap_or(f64::NAN);
-                    if !n.is_f64() {
-                        n.to_string()
-                    } else if f != 0.0 && f.abs() < 1e-3 {
-                        format!("{f:.3e}")
-                    } else {
-                        format!("{f:.6}")
-                    }
-                }
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            out.push_str(&format!("  {key:<16} {text}\n"));
-        }
-    }
-    out
-}
-
-/// Serde for an `f64` that may be infinite (JSON has no infinity): finite
-/// values as numbers, infinities as the strings `"inf"` / `"-inf"`.
-pub mod maybe_infinite {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Writes a finite value as a number, an infinite one as a string.
-    pub fn serialize<S: Serializer>(v: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
-        if v.is_finite() {
-            s.serialize_f64(*v)
-        } else {
-            s.serialize_str(if *v > 0.0 { "inf" } else { "-inf" })
+impl GridSummary {
+    /// The summary of `solution` (`cells` on the longest axis), with the
+    /// relative error where the closed-form objective `exact` is known.
+    pub fn new(case: &str, cells: usize, solution: &Solution, exact: Option<f64>) -> Self {
+        let d = &solution.diagnostics;
+        GridSummary {
+            case: case.into(),
+            method: solution.method,
+            grid: cells,
+            nodes: solution.grid.n[..solution.grid.dim].to_vec(),
+            h: solution.grid.h,
+            diagnostics: d.clone(),
+            exact_objective: exact,
+            relative_error: exact
+                .map(|j| (d.objective - j) / j)
+                .filter(|e| e.is_finite()),
         }
     }
 
-    /// Reads a number or one of the strings `"inf"`, `"-inf"`.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(f64),
-            Text(String),
+    /// Writes it as `summary.json` in `dir`.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        crate::io::write_json(&dir.join("summary.json"), self)
+    }
+
+    /// Reads a `summary.json` written by [`GridSummary::write`].
+    pub fn read(path: &Path) -> Result<Self> {
+        crate::io::read_json(path)
+    }
+
+    /// A short human-readable table, one `key value` line each.
+    pub fn table(&self) -> String {
+        let d = &self.diagnostics;
+        let number = |f: f64| {
+            if f != 0.0 && f.abs() < 1e-3 {
+                format!("{f:.3e}")
+            } else {
+                format!("{f:.6}")
+            }
+        };
+        let mut rows: Vec<(&str, String)> = vec![
+            ("case", self.case.clone()),
+            ("method", self.method.to_string()),
+            ("grid", self.grid.to_string()),
+            ("objective", number(d.objective)),
+        ];
+        if let Some(j) = self.exact_objective {
+            rows.push(("exact_objective", number(j)));
         }
-        match Raw::deserialize(d)? {
-            Raw::Number(v) => Ok(v),
-            Raw::Text(t) => t.parse::<f64>().map_err(serde::de::Error::custom),
+        if let Some(e) = self.relative_error {
+            rows.push(("relative_error", number(e)));
         }
+        rows.extend([
+            ("kinetic_energy", number(d.kinetic_energy)),
+            ("terminal_cost", number(d.terminal_cost)),
+            ("dual_value", number(d.dual_value)),
+            ("duality_gap", number(d.duality_gap)),
+            ("hj_residual", number(d.hj_residual)),
+            ("max_speed", number(d.max_speed)),
+            ("speed_bound", number(d.speed_bound)),
+            ("iterations", d.iterations.to_string()),
+            ("converged", d.converged.to_string()),
+            ("stop_reason", d.stop_reason.to_string()),
+            ("wall_time_s", number(d.wall_time_s)),
+        ]);
+        rows.iter()
+            .map(|(k, v)| format!("  {k:<16} {v}\n"))
+            .collect()
+    }
+}
+
+/// Writes a solution's fields, its [`GridSummary`] and (with `figures`) its
+/// density and potential figures into `out`; returns the summary.
+pub fn write_solution(
+    out: &Path,
+    case: &str,
+    cells: usize,
+    solution: &Solution,
+    exact: Option<f64>,
+    figures: bool,
+) -> Result<GridSummary> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    solution.write_fields(out)?;
+    let summary = GridSummary::new(case, cells, solution, exact);
+    summary.write(out)?;
+    if figures {
+        let title = format!("{case}: density and characteristics");
+        crate::plot::densities(solution, &title, &out.join("density.png"))?;
+        crate::plot::potentials(solution, &out.join("potentials.png"))?;
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mfg::{DualSolver, Silent, Solver};
+
+    #[test]
+    fn a_summary_round_trips_with_infinite_numbers() {
+        let case = crate::cases::builtin("dirac-1d").unwrap();
+        let grid = case.grid(64).unwrap();
+        let mut solution = DualSolver::default()
+            .solve(&case.problem, &grid, &mut Silent)
+            .unwrap();
+        solution.diagnostics.speed_bound = f64::INFINITY;
+        solution.diagnostics.lower_bound_bias = f64::NAN;
+        let summary = GridSummary::new("dirac-1d", 64, &solution, Some(1.0));
+        let value = serde_json::to_value(&summary).unwrap();
+        assert_eq!(value["speed_bound"], "inf");
+        assert_eq!(value["lower_bound_bias"], "nan");
+        assert_eq!(value["method"], "dual");
+        assert!(
+            value["stop_reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("converged")
+        );
+        let back: GridSummary = serde_json::from_value(value).unwrap();
+        assert_eq!(back.diagnostics.objective, summary.diagnostics.objective);
+        assert!(back.diagnostics.speed_bound.is_infinite());
+        assert!(back.diagnostics.lower_bound_bias.is_nan());
+        assert_eq!(
+            back.diagnostics.stop_reason.to_string(),
+            summary.diagnostics.stop_reason.to_string()
+        );
+        assert!(summary.table().contains("relative_error"));
     }
 }

@@ -13,10 +13,11 @@ use crate::cases::Case;
 use crate::divergence::lipschitz_constant;
 use crate::error::{Error, Result};
 use crate::grid::{Grid, blurred_l1_distance, l1_distance, sliced_w1};
+pub use crate::mfg::Silent;
 use crate::mfg::trace::{quantile, trace};
 use crate::mfg::{
-    AgentGuess, DualOptions, DualSolver, EulerianOptions, EulerianSolver, InitialGuess, Observer,
-    ParticleOptions, ParticleSolver, Silent, Solution, Solver, TerminalGuess,
+    AgentGuess, DualOptions, DualSolver, EulerianOptions, EulerianSolver, InitialGuess, MethodKind,
+    Observer, ParticleOptions, ParticleSolver, Solution, Solver, TerminalGuess,
 };
 use crate::problem::Problem;
 use ndarray::Array2;
@@ -25,59 +26,15 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use std::time::Instant;
 
-/// The MFG methods a study can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Method {
-    /// `mfg::dual`.
-    Dual,
-    /// `mfg::eulerian`.
-    Eulerian,
-    /// `mfg::particles`.
-    Particles,
-}
-
-impl Method {
-    /// All methods.
-    pub const ALL: [Method; 3] = [Method::Dual, Method::Eulerian, Method::Particles];
-
-    /// The name used on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::Dual => "dual",
-            Method::Eulerian => "eulerian",
-            Method::Particles => "particles",
-        }
-    }
-
-    /// Parses a name.
-    pub fn parse(name: &str) -> Result<Method> {
-        Method::ALL
-            .into_iter()
-            .find(|m| m.name() == name)
-            .ok_or_else(|| Error::UnknownName {
-                kind: "method".into(),
-                name: name.into(),
-                known: Method::ALL
-                    .iter()
-                    .map(|m| m.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
-    }
-}
-
 /// Reports progress of a long study (one line per finished solve).
 pub trait Progress {
     /// Called after each solve.
-    fn step(&mut self, message: &str);
+    fn observe(&mut self, message: &str);
 }
 
-/// Progress that says nothing.
-pub struct Quiet;
-
-impl Progress for Quiet {
-    fn step(&mut self, _: &str) {}
+/// The mfg observer that says nothing says nothing of studies either.
+impl Progress for Silent {
+    fn observe(&mut self, _: &str) {}
 }
 
 /// Nodes where rho0 carries at least this fraction of its largest mass (1%:
@@ -170,7 +127,7 @@ pub fn random_positions(grid: &Grid, radius: f64, rng: &mut StdRng) -> [Array2<f
 /// Solves `problem` on `grid` with `method` from a random start drawn from
 /// `rng` (`None`: the method's default start).
 pub fn solve_from_random(
-    method: Method,
+    method: MethodKind,
     problem: &Problem,
     grid: &Grid,
     rng: Option<&mut StdRng>,
@@ -178,7 +135,7 @@ pub fn solve_from_random(
 ) -> Result<Solution> {
     let lipschitz = problem.lipschitz.unwrap_or(1.0);
     match method {
-        Method::Dual => {
+        MethodKind::Dual => {
             // from a random start, a tight gap: a gap of 2e-4 J still lets
             // terminal densities differ by about 1e-2 in L1
             let (max_iterations, tolerance) = if rng.is_some() {
@@ -196,14 +153,14 @@ pub fn solve_from_random(
             };
             DualSolver::new(options).solve_from(problem, grid, &guess, observer)
         }
-        Method::Eulerian => {
+        MethodKind::Eulerian => {
             let guess = TerminalGuess {
                 density: rng.map(|r| random_density(grid, r)),
             };
             EulerianSolver::new(EulerianOptions::default())
                 .solve_from(problem, grid, &guess, observer)
         }
-        Method::Particles => {
+        MethodKind::Particles => {
             let reach = lipschitz * problem.horizon / problem.alpha;
             let radius = reach.min(0.25 * (grid.hi()[0] - grid.lo[0]));
             let guess = AgentGuess {
@@ -231,7 +188,7 @@ fn grad_distance(a: &Solution, b: &Solution, nodes: &[(usize, usize)]) -> f64 {
 #[derive(Debug, Clone, Serialize)]
 pub struct MethodSpread {
     /// The method.
-    pub method: Method,
+    pub method: MethodKind,
     /// Cells on the longest axis.
     pub grid: usize,
     /// Objectives J of the runs.
@@ -275,7 +232,7 @@ pub struct UniquenessOptions {
     /// Seed.
     pub seed: u64,
     /// Methods, each with its grid (cells on the longest axis).
-    pub methods: Vec<(Method, usize)>,
+    pub methods: Vec<(MethodKind, usize)>,
 }
 
 /// Runs every method from `starts` random guesses and measures how far the
@@ -292,6 +249,10 @@ pub fn uniqueness(
             "need at least 2 starts to compare",
         ));
     }
+    let methods: Vec<MethodKind> = options.methods.iter().map(|m| m.0).collect();
+    check_methods(&methods)?;
+    let grids: Vec<usize> = options.methods.iter().map(|m| m.1).collect();
+    check_grids(case, &grids)?;
     let mut rng = StdRng::seed_from_u64(options.seed);
     let mut methods = Vec::new();
     for &(method, cells) in &options.methods {
@@ -300,7 +261,7 @@ pub fn uniqueness(
         let mut runs: Vec<Solution> = Vec::new();
         for k in 0..options.starts {
             let s = solve_from_random(method, &case.problem, &grid, Some(&mut rng), &mut Silent)?;
-            progress.step(&format!(
+            progress.observe(&format!(
                 "{} @{cells}: start {}/{}  J {:.6}",
                 method.name(),
                 k + 1,
@@ -355,7 +316,7 @@ pub fn uniqueness(
 #[derive(Debug, Clone, Serialize)]
 pub struct StraightnessRow {
     /// The method.
-    pub method: Method,
+    pub method: MethodKind,
     /// Cells on the longest axis.
     pub grid: usize,
     /// Traced agents (those moving more than one cell).
@@ -397,7 +358,7 @@ pub fn tracer_starts(solution: &Solution, per_axis: usize) -> Vec<[f64; 2]> {
 
 /// Traces the characteristics of `solution` and summarises them.
 pub fn straightness_of(
-    method: Method,
+    method: MethodKind,
     cells: usize,
     solution: &Solution,
     paths: &[crate::mfg::trace::Path],
@@ -441,28 +402,51 @@ pub struct StraightnessReport {
     pub rows: Vec<StraightnessRow>,
 }
 
+/// Checks every grid of a study (and that there is one) before any solve.
+fn check_grids(case: &Case, grids: &[usize]) -> Result<()> {
+    if grids.is_empty() {
+        return Err(Error::invalid("grids", "[]", "list at least one grid"));
+    }
+    grids
+        .iter()
+        .try_for_each(|&cells| case.grid(cells).map(drop))
+}
+
+/// Checks that a study has a method to run.
+fn check_methods(methods: &[MethodKind]) -> Result<()> {
+    if methods.is_empty() {
+        return Err(Error::invalid("methods", "[]", "list at least one method"));
+    }
+    Ok(())
+}
+
 /// Receives each method's finest solution with its traced paths (figures).
 pub type FinestHook<'a> =
-    dyn FnMut(Method, &Solution, &[crate::mfg::trace::Path]) -> Result<()> + 'a;
+    dyn FnMut(MethodKind, &Solution, &[crate::mfg::trace::Path]) -> Result<()> + 'a;
 
 /// Solves with each method on each grid, traces ~`per_axis^2` agents with
 /// `steps` RK4 steps, and hands each finest solution with its paths to
 /// `finest` (for figures).
 pub fn straightness(
     case: &Case,
-    methods: &[Method],
+    methods: &[MethodKind],
     grids: &[usize],
     per_axis: usize,
     steps: usize,
     progress: &mut dyn Progress,
     finest: &mut FinestHook,
 ) -> Result<StraightnessReport> {
-    if grids.is_empty() || methods.is_empty() {
+    check_grids(case, grids)?;
+    check_methods(methods)?;
+    if per_axis < 2 {
         return Err(Error::invalid(
-            "grids",
-            format!("{grids:?}"),
-            "need a grid and a method",
+            "agents",
+            per_axis,
+            "the tracer lattice needs at least 2 agents per axis",
         ));
+    }
+    if steps == 0 {
+        return Err(Error::invalid("steps", steps, "must be at least 1"));
     }
     let mut rows = Vec::new();
     let top = *grids.iter().max().expect("non-empty");
@@ -472,7 +456,7 @@ pub fn straightness(
             let s = solve_from_random(method, &case.problem, &grid, None, &mut Silent)?;
             let paths = trace(&s, &tracer_starts(&s, per_axis), steps);
             let row = straightness_of(method, cells, &s, &paths);
-            progress.step(&format!(
+            progress.observe(&format!(
                 "{} @{cells}: straightness median {:.2e}, p99 {:.2e}",
                 method.name(),
                 row.straightness_median,
@@ -500,7 +484,7 @@ pub fn straightness(
 #[derive(Debug, Clone, Serialize)]
 pub struct IllPosedRow {
     /// The solver of this row.
-    pub method: Method,
+    pub method: MethodKind,
     /// Cells on the longest axis.
     pub grid: usize,
     /// Grid spacing.
@@ -588,8 +572,10 @@ pub fn ill_posed(
     if rounds == 0 {
         return Err(Error::invalid("rounds", rounds, "must be at least 1"));
     }
-    for &cells in grids.iter().chain([&coarse]) {
-        case.grid(cells)?;
+    check_grids(case, grids)?;
+    case.grid(coarse)?;
+    if alphas.is_empty() {
+        return Err(Error::invalid("alphas", "[]", "list at least one alpha"));
     }
     let bound = case.problem.lipschitz.unwrap_or(1.0);
     let mut rows = Vec::new();
@@ -610,11 +596,12 @@ pub fn ill_posed(
                         ..Default::default()
                     };
                     let s = EulerianSolver::new(options).solve(&problem, &grid, &mut Silent)?;
-                    (Method::Eulerian, s)
+                    (MethodKind::Eulerian, s)
                 }
                 Some(_) => {
-                    let s = solve_from_random(Method::Dual, &problem, &grid, None, &mut Silent)?;
-                    (Method::Dual, s)
+                    let s =
+                        solve_from_random(MethodKind::Dual, &problem, &grid, None, &mut Silent)?;
+                    (MethodKind::Dual, s)
                 }
             };
             let number = |v: f64| {
@@ -635,7 +622,7 @@ pub fn ill_posed(
                 kinetic_energy: s.diagnostics.kinetic_energy,
                 max_speed: s.diagnostics.max_speed,
             };
-            progress.step(&format!(
+            progress.observe(&format!(
                 "W1 study @{cells}, L = {}: Lip(U(., T)) {:.3}, J {}, max speed {:.3}",
                 row.lipschitz_bound, row.lipschitz_terminal, row.objective, row.max_speed
             ));
@@ -659,7 +646,7 @@ pub fn ill_posed(
         let runs: Vec<Solution> = (0..starts)
             .map(|_| {
                 solve_from_random(
-                    Method::Particles,
+                    MethodKind::Particles,
                     &problem,
                     &grid,
                     Some(&mut rng),
@@ -684,7 +671,7 @@ pub fn ill_posed(
             terminal_spread: terminal,
             objective: runs.iter().map(|s| s.diagnostics.objective).sum::<f64>() / starts as f64,
         };
-        progress.step(&format!(
+        progress.observe(&format!(
             "W2 study alpha {alpha}: trajectory spread {:.3e}, terminal spread {:.3e}",
             row.trajectory_spread, row.terminal_spread
         ));
@@ -730,7 +717,7 @@ fn slope(points: &[(f64, f64)]) -> f64 {
 #[derive(Debug, Clone, Serialize)]
 pub struct AgreementRow {
     /// The method.
-    pub method: Method,
+    pub method: MethodKind,
     /// Cells on the longest axis.
     pub grid: usize,
     /// Objective J.
@@ -770,17 +757,20 @@ pub struct AgreementReport {
 /// and compares objectives and terminal densities.
 pub fn agreement(
     case: &Case,
-    methods: &[Method],
+    methods: &[MethodKind],
     grids: &[usize],
     progress: &mut dyn Progress,
 ) -> Result<AgreementReport> {
+    check_grids(case, grids)?;
+    check_methods(methods)?;
     let exact = case.exact.as_ref().map(|e| e.objective());
     let mut rows = Vec::new();
     for &cells in grids {
         let grid = case.grid(cells)?;
-        let reference = solve_from_random(Method::Dual, &case.problem, &grid, None, &mut Silent)?;
+        let reference =
+            solve_from_random(MethodKind::Dual, &case.problem, &grid, None, &mut Silent)?;
         for &method in methods {
-            let s = if method == Method::Dual {
+            let s = if method == MethodKind::Dual {
                 reference.clone()
             } else {
                 solve_from_random(method, &case.problem, &grid, None, &mut Silent)?
@@ -801,7 +791,7 @@ pub fn agreement(
                 converged: d.converged,
                 wall_time_s: d.wall_time_s,
             };
-            progress.step(&format!(
+            progress.observe(&format!(
                 "{} @{cells}: J {:.6} (vs dual {:.2e}), L1 to dual {:.2e}, sliced W1 {:.2e}",
                 method.name(),
                 row.objective,
@@ -879,17 +869,17 @@ impl ScalingReport {
 
     /// Log-log figure of iterations and wall time against nodes.
     pub fn plot(&self, path: &std::path::Path) -> Result<()> {
-        let series = |label: &str, f: &dyn Fn(&ScalingRow) -> f64| crate::plot::Series {
+        let series = |label: &str, f: &dyn Fn(&ScalingRow) -> f64| crate::chart::Series {
             label: label.into(),
             points: self.rows.iter().map(|r| (r.nodes as f64, f(r))).collect(),
         };
         let title = format!("{}: the dual method under refinement", self.case);
-        crate::plot::lines(
+        crate::chart::lines(
             &[
                 series("iterations (all levels)", &|r| r.iterations as f64),
                 series("wall time (s)", &|r| r.wall_time_s.max(1e-3)),
             ],
-            &crate::plot::Axes {
+            &crate::chart::Axes {
                 title: &title,
                 x: "grid nodes",
                 y: "iterations / seconds",
@@ -903,11 +893,9 @@ impl ScalingReport {
 
 /// Solves `case` with the default dual method on each grid.
 pub fn scaling(case: &Case, grids: &[usize], progress: &mut dyn Progress) -> Result<ScalingReport> {
-    if grids.is_empty() {
-        return Err(Error::invalid("grids", "[]", "list at least one grid"));
-    }
+    check_grids(case, grids)?;
     let exact = case.exact.as_ref().map(|e| e.objective());
-    // every grid is checked before the first solve
+    // every grid is built before the first solve
     let built: Vec<Grid> = grids.iter().map(|&c| case.grid(c)).collect::<Result<_>>()?;
     let mut rows = Vec::new();
     for (grid, &cells) in built.iter().zip(grids) {
@@ -925,7 +913,7 @@ pub fn scaling(case: &Case, grids: &[usize], progress: &mut dyn Progress) -> Res
             relative_error: exact.map(|e| (d.objective - e).abs() / e.abs()),
             converged: d.converged,
         };
-        progress.step(&format!(
+        progress.observe(&format!(
             "{} @{cells}: {} iterations, {:.2} s, relative gap {:.1e}",
             case.name, row.iterations, row.wall_time_s, row.relative_gap
         ));

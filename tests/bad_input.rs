@@ -185,6 +185,61 @@ fn training_and_study_parameters_are_checked_before_any_work() {
         ],
         "`alphas`",
     );
+    // each of these ran part of its work before it was refused, leaving a
+    // half-written folder behind
+    for (args, needle) in [
+        (
+            &["verify", "straightness", "--agents", "0", "--out", "out"][..],
+            "`agents`",
+        ),
+        (
+            &[
+                "verify",
+                "straightness",
+                "--grids",
+                "16",
+                "--steps",
+                "0",
+                "--out",
+                "out",
+            ][..],
+            "`steps`",
+        ),
+        (
+            &["verify", "agreement", "--grids", "16,2", "--out", "out"][..],
+            "`grid`",
+        ),
+        (
+            &["demo", "--iterations", "0", "--out", "out"][..],
+            "`iterations`",
+        ),
+        (
+            &[
+                "compare",
+                "--case",
+                "pinwheel-2d",
+                "--grid",
+                "2",
+                "--out",
+                "out",
+            ][..],
+            "`grid`",
+        ),
+        (
+            &[
+                "compare",
+                "--case",
+                "dirac",
+                "--samples",
+                "1",
+                "--out",
+                "out",
+            ][..],
+            "`samples`",
+        ),
+    ] {
+        rejects(&dir, args, needle);
+    }
 }
 
 #[test]

@@ -294,3 +294,76 @@ fn verify_studies_write_their_summaries() {
         assert!(pngs >= 1, "{study}: no figure");
     }
 }
+
+/// A config of shift-near-2d on a 16-cell grid with the given `[solver]` table.
+fn config_with_solver(dir: &std::path::Path, solver: &str) -> PathBuf {
+    let path = dir.join("solver.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[problem]\ndim = 2\nalpha = 0.5\nlipschitz = 1.0\nsource = {{ kind = \"gaussian\", mean = [0.0, 0.0], std = 1.0 }}\n\
+             target = {{ kind = \"gaussian\", mean = [2.0, 0.0], std = 1.0 }}\n[grid]\nlo = [-6.0, -6.0]\nhi = [6.0, 6.0]\ncells = 16\n\
+             [solver]\n{solver}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn the_solver_section_applies_to_every_method() {
+    let dir = scratch("solver-section");
+    let config = config_with_solver(&dir, "max_iterations = 2");
+    for method in ["dual", "eulerian", "particles"] {
+        let out = dir.join(method);
+        let args = [
+            "solve",
+            "--config",
+            config.to_str().unwrap(),
+            "--method",
+            method,
+            "--no-plot",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        let o = proxflow(&args);
+        assert!(
+            o.status.success(),
+            "{method}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let s = summary(&out);
+        assert_eq!(s["method"], method);
+        // the default caps (1000, 60, 200) would let every method converge here
+        assert!(s["iterations"].as_u64().unwrap() <= 2, "{method}: {s}");
+        assert!(
+            s["stop_reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("iteration cap"),
+            "{method}: {s}"
+        );
+    }
+    // a key the chosen method does not take is refused before any work
+    for (method, key) in [
+        ("dual", "slices = 20"),
+        ("eulerian", "ladder_ratio = 1.2"),
+        ("particles", "transport = { cfl = 0.3 }"),
+        ("eulerian", "max_iteration = 3"),
+    ] {
+        let config = config_with_solver(&dir, key);
+        let out = dir.join(format!("refused-{method}"));
+        let args = [
+            "solve",
+            "--config",
+            config.to_str().unwrap(),
+            "--method",
+            method,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        let name = key.split(' ').next().unwrap();
+        common::assert_refused(&args, &proxflow(&args), name);
+        assert!(!out.exists(), "{method}: {} left behind", out.display());
+    }
+}

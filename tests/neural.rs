@@ -8,7 +8,7 @@ use proxflow::neural::flow::{
     FlowSpec, divergence_estimate, flow, gradient_penalty, host_values, log_partition,
 };
 use proxflow::neural::mlp::{Activation, Mlp, layer_sizes, matrix};
-use proxflow::neural::{BackendKind, Compute, Precision, Quiet, TrainConfig, Trainer, Variant};
+use proxflow::neural::{BackendKind, Compute, Precision, Silent, TrainConfig, Trainer, Variant};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -225,12 +225,12 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 fn training_is_reproducible_and_resumes_exactly() {
     let full_dir = temp_dir("full");
     let mut full = Trainer::new(tiny("pinwheel", 2, 30)).unwrap();
-    let summary = full.run(&full_dir, &mut Quiet).unwrap();
+    let summary = full.run(&full_dir, &mut Silent).unwrap();
     assert_eq!(summary.status, proxflow::neural::Status::Completed);
     assert_eq!(full.history.len(), 4);
     // Same seed, same numbers.
     let mut again = Trainer::new(tiny("pinwheel", 2, 30)).unwrap();
-    again.run(&temp_dir("again"), &mut Quiet).unwrap();
+    again.run(&temp_dir("again"), &mut Silent).unwrap();
     assert_eq!(
         host_values(full.potential.parameters[0].clone()),
         host_values(again.potential.parameters[0].clone())
@@ -238,10 +238,10 @@ fn training_is_reproducible_and_resumes_exactly() {
     // Interrupted at 20, resumed to 30.
     let part_dir = temp_dir("part");
     let mut part = Trainer::new(tiny("pinwheel", 2, 20)).unwrap();
-    part.run(&part_dir, &mut Quiet).unwrap();
+    part.run(&part_dir, &mut Silent).unwrap();
     let mut resumed = Trainer::resume(&part_dir, Some(30)).unwrap();
     assert_eq!(resumed.iteration, 20);
-    resumed.run(&part_dir, &mut Quiet).unwrap();
+    resumed.run(&part_dir, &mut Silent).unwrap();
     for (a, b) in full
         .potential
         .parameters
@@ -267,7 +267,7 @@ fn training_is_reproducible_and_resumes_exactly() {
 fn a_damaged_checkpoint_is_refused_and_a_partial_write_is_ignored() {
     let dir = temp_dir("damaged");
     let mut t = Trainer::new(tiny("moons", 2, 10)).unwrap();
-    t.run(&dir, &mut Quiet).unwrap();
+    t.run(&dir, &mut Silent).unwrap();
     // A write cut short by a kill leaves only the temporary file behind.
     std::fs::write(dir.join("checkpoint.bin.tmp"), b"PROXFLOW-CKPT-1\npartial").unwrap();
     assert_eq!(Trainer::resume(&dir, Some(20)).unwrap().iteration, 10);
@@ -296,7 +296,7 @@ fn nan_stops_training_cleanly_as_diverged() {
     c.variant = Variant::None;
     c.checkpoint_every = 1;
     let mut t = Trainer::new(c).unwrap();
-    let s = t.run(&dir, &mut Quiet).unwrap();
+    let s = t.run(&dir, &mut Silent).unwrap();
     let proxflow::neural::Status::Diverged { iteration, .. } = s.status else {
         panic!("expected divergence, got {:?}", s.status);
     };
@@ -359,18 +359,17 @@ fn wgpu_matches_the_cpu_backend() {
 
 #[test]
 fn a_run_without_lipschitz_bound_saves_and_resumes() {
-    // L = inf (W2 only) must survive JSON, which has no infinity.
+    // no L (W2 only) must survive JSON, which has no infinity: it is "inf"
     let dir = temp_dir("inf");
     let mut c = tiny("circles", 2, 10);
     c.variant = Variant::W2;
-    c.lipschitz = f64::INFINITY;
-    Trainer::new(c).unwrap().run(&dir, &mut Quiet).unwrap();
+    c.lipschitz = None;
+    Trainer::new(c).unwrap().run(&dir, &mut Silent).unwrap();
+    let text = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    assert!(text.contains("\"lipschitz\": \"inf\""), "{text}");
     let config = proxflow::neural::train::read_run_config(&dir).unwrap();
-    assert_eq!(config.lipschitz, f64::INFINITY);
+    assert_eq!(config.lipschitz, None);
     let resumed = Trainer::resume(&dir, Some(12)).unwrap();
-    assert_eq!(
-        (resumed.iteration, resumed.config.lipschitz),
-        (10, f64::INFINITY)
-    );
+    assert_eq!((resumed.iteration, resumed.config.lipschitz), (10, None));
     let _ = std::fs::remove_dir_all(dir);
 }

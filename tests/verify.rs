@@ -2,7 +2,8 @@
 //! straight characteristics, and ill-posedness without either proximal.
 
 use proxflow::cases;
-use proxflow::verify::{self, Method, Quiet, UniquenessOptions};
+use proxflow::mfg::MethodKind as Method;
+use proxflow::verify::{self, Silent as Quiet, UniquenessOptions};
 
 #[test]
 fn five_random_starts_of_each_method_land_on_one_solution() {

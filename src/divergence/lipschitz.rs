@@ -61,7 +61,8 @@ impl Default for PdhgOptions {
 }
 
 /// The metric in which PDHG takes its phi step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PdhgMetric {
     /// The plain Euclidean step with the exact prox of `q f*`: cheap
     /// iterations, but steps shrink like `h` and iterations grow like `1/h`.

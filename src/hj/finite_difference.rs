@@ -26,7 +26,8 @@ pub enum FdScheme {
 }
 
 /// Options of the finite-difference solver.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FdOptions {
     /// Spatial scheme.
     pub scheme: FdScheme,

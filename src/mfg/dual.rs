@@ -59,10 +59,10 @@ use crate::hj::{
 use crate::par::Parallelism;
 use crate::problem::Problem;
 use ndarray::Array2;
-use std::time::Instant;
 
 /// Options of the dual-ascent solver.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DualOptions {
     /// Iterations at most (Newton steps on every level and ladder steps together).
     pub max_iterations: usize,
@@ -741,9 +741,14 @@ impl DualSolver {
             }
             spent = iterations;
         }
-        let mut setup = Setup::new(grid, rho0, q, problem.divergence, kernel, o);
+        // the ladder gets what the ascents before it left of the cap
+        let rest = DualOptions {
+            max_iterations: o.max_iterations.saturating_sub(spent),
+            ..o.clone()
+        };
+        let mut setup = Setup::new(grid, rho0, q, problem.divergence, kernel, &rest);
         let mut out = ladder_ascent(
-            &mut setup, problem, grid, rho0, q, &kernel, psi, o, observer,
+            &mut setup, problem, grid, rho0, q, &kernel, psi, &rest, observer,
         )?;
         out.iterations += spent;
         Ok(out)
@@ -800,9 +805,8 @@ impl super::Solver for DualSolver {
         guess: &InitialGuess,
         observer: &mut dyn Observer,
     ) -> Result<Solution> {
-        problem.validate()?;
         let o = &self.options;
-        super::require_kinetic_weight(problem, "dual")?;
+        o.validate()?;
         if problem.divergence == FDivergence::W1 {
             return Err(Error::invalid(
                 "divergence",
@@ -810,15 +814,7 @@ impl super::Solver for DualSolver {
                 "method dual needs a strictly convex f (kl, reverse-kl, alpha, js, chi2)",
             ));
         }
-        if o.ladder_ratio.partial_cmp(&1.0) != Some(std::cmp::Ordering::Greater) {
-            return Err(Error::invalid(
-                "ladder_ratio",
-                o.ladder_ratio,
-                "must exceed 1",
-            ));
-        }
-        let start = Instant::now();
-        let (rho0, q) = problem.masses(grid)?;
+        let (start, rho0, q) = super::begin(problem, grid, super::MethodKind::Dual)?;
         let kernel = HuberKernel {
             alpha: problem.alpha,
             horizon: problem.horizon,
@@ -925,7 +921,7 @@ impl super::Solver for DualSolver {
             wall_time_s: start.elapsed().as_secs_f64(),
         };
         Ok(Solution {
-            method: "dual".into(),
+            method: super::MethodKind::Dual,
             grid: grid.clone(),
             horizon,
             alpha,

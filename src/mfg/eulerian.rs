@@ -28,10 +28,10 @@ use crate::par::Parallelism;
 use crate::problem::Problem;
 use crate::transport::finite_volume::{FvOptions, advance_faces, face_velocities};
 use ndarray::Array2;
-use std::time::Instant;
 
 /// Options of the Eulerian solver.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct EulerianOptions {
     /// Fictitious-play rounds at most (the reported `objective` of each
     /// round's [`IterationState`] is its kinetic energy).
@@ -218,14 +218,9 @@ impl super::Solver for EulerianSolver {
         guess: &TerminalGuess,
         observer: &mut dyn Observer,
     ) -> Result<Solution> {
-        problem.validate()?;
         let o = &self.options;
-        super::require_kinetic_weight(problem, "eulerian")?;
-        if o.slices < 2 || o.slices % 2 == 1 {
-            return Err(Error::invalid("slices", o.slices, "must be even and >= 2"));
-        }
-        let start = Instant::now();
-        let (rho0, q) = problem.masses(grid)?;
+        o.validate()?;
+        let (start, rho0, q) = super::begin(problem, grid, super::MethodKind::Eulerian)?;
         let q = if o.target_blur { blur(&q) } else { q };
         let mut bar = match &guess.density {
             Some(d) => {
@@ -340,7 +335,7 @@ impl super::Solver for EulerianSolver {
             levels: Vec::new(),
         };
         Ok(Solution {
-            method: "eulerian".into(),
+            method: super::MethodKind::Eulerian,
             grid: grid.clone(),
             horizon: problem.horizon,
             alpha: problem.alpha,

@@ -18,6 +18,7 @@ pub mod characteristics;
 pub mod dual;
 pub mod eulerian;
 mod interior_point;
+pub mod method;
 pub mod monotone;
 pub mod particles;
 mod semidiscrete;
@@ -26,6 +27,7 @@ pub mod trace;
 
 pub use dual::{DualAlgorithm, DualOptions, DualSolver, InitialGuess};
 pub use eulerian::{EulerianOptions, EulerianSolver, TerminalGuess};
+pub use method::{Method, MethodKind};
 pub use particles::{AgentGuess, ParticleOptions, ParticleSolver};
 pub use semidiscrete::Level;
 pub use solution::{Diagnostics, Snapshot, Solution, StopReason, ValueSeries};
@@ -86,16 +88,25 @@ pub trait Solver {
     }
 }
 
-/// Methods whose agents move with `v = -grad U / alpha` need `alpha > 0`.
-pub(crate) fn require_kinetic_weight(problem: &Problem, method: &str) -> Result<()> {
-    if problem.alpha > 0.0 {
-        return Ok(());
+/// What every method's solve begins with: the problem checked (and
+/// `alpha > 0`, since agents move with `v = -grad U / alpha`), the clock
+/// started, the masses of rho0 and Q on the grid.
+pub(crate) fn begin(
+    problem: &Problem,
+    grid: &Grid,
+    method: MethodKind,
+) -> Result<(std::time::Instant, Array2<f64>, Array2<f64>)> {
+    problem.validate()?;
+    if problem.alpha <= 0.0 {
+        return Err(Error::invalid(
+            "alpha",
+            problem.alpha,
+            &format!("method {method} needs alpha > 0 (the velocity is -grad U / alpha)"),
+        ));
     }
-    Err(Error::invalid(
-        "alpha",
-        problem.alpha,
-        &format!("method {method} needs alpha > 0 (the velocity is -grad U / alpha)"),
-    ))
+    let clock = std::time::Instant::now();
+    let (rho0, q) = problem.masses(grid)?;
+    Ok((clock, rho0, q))
 }
 
 /// A starting field must live on the grid.

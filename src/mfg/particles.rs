@@ -25,10 +25,10 @@ use crate::hj::HopfLaxWorkspace;
 use crate::par::Parallelism;
 use crate::problem::Problem;
 use ndarray::Array2;
-use std::time::Instant;
 
 /// Options of the particle solver.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ParticleOptions {
     /// Relaxation rounds at most.
     pub max_iterations: usize,
@@ -204,11 +204,9 @@ impl super::Solver for ParticleSolver {
         guess: &AgentGuess,
         observer: &mut dyn Observer,
     ) -> Result<Solution> {
-        problem.validate()?;
-        super::require_kinetic_weight(problem, "particles")?;
         let o = &self.options;
-        let start = Instant::now();
-        let (rho0, q) = problem.masses(grid)?;
+        o.validate()?;
+        let (start, rho0, q) = super::begin(problem, grid, super::MethodKind::Particles)?;
         let (alpha, horizon) = (problem.alpha, problem.horizon);
         let floor = 1e-12 * rho0.iter().fold(0.0f64, |a, b| a.max(*b));
         let agents: Vec<((usize, usize), f64)> = rho0
@@ -331,7 +329,7 @@ impl super::Solver for ParticleSolver {
             levels: Vec::new(),
         };
         Ok(Solution {
-            method: "particles".into(),
+            method: super::MethodKind::Particles,
             grid: grid.clone(),
             horizon,
             alpha,

@@ -244,7 +244,7 @@ impl Newton<'_> {
 }
 
 /// One level of a coarse-to-fine solve.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Level {
     /// Nodes per axis.
     pub nodes: [usize; 2],

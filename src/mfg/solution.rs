@@ -8,9 +8,9 @@ use crate::grid::Grid;
 use ndarray::Array2;
 use std::path::Path;
 
-/// Why a solver stopped.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-#[serde(tag = "reason", rename_all = "kebab-case")]
+/// Why a solver stopped (in JSON: its display text, read back by
+/// [`std::str::FromStr`]).
+#[derive(Debug, Clone, PartialEq)]
 pub enum StopReason {
     /// The fixed-point residual fell below the tolerance.
     Converged {
@@ -35,6 +35,43 @@ impl StopReason {
     }
 }
 
+impl serde::Serialize for StopReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StopReason {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::str::FromStr for StopReason {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let residual = |rest: &str| {
+            rest.strip_prefix("(residual ")
+                .and_then(|r| r.strip_suffix(')'))
+                .and_then(|r| r.parse::<f64>().ok())
+                .ok_or_else(|| format!("not a stop reason: `{text}`"))
+        };
+        if let Some(rest) = text.strip_prefix("converged ") {
+            Ok(StopReason::Converged {
+                residual: residual(rest)?,
+            })
+        } else if let Some(rest) = text.strip_prefix("iteration cap reached ") {
+            Ok(StopReason::MaxIterations {
+                residual: residual(rest)?,
+            })
+        } else {
+            Err(format!("not a stop reason: `{text}`"))
+        }
+    }
+}
+
 impl std::fmt::Display for StopReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -46,32 +83,43 @@ impl std::fmt::Display for StopReason {
     }
 }
 
-/// Figures of merit of a solution (math.md sections 1–3 and E).
-#[derive(Debug, Clone, serde::Serialize)]
+/// Figures of merit of a solution (math.md sections 1–3 and E). In JSON an
+/// infinite or NaN number is the string `"inf"`, `"-inf"` or `"nan"`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Diagnostics {
     /// `J = kinetic_energy + quantisation + terminal_cost`.
+    #[serde(with = "crate::io::maybe_infinite")]
     pub objective: f64,
     /// `alpha int int |v|^2/2 rho` (= `alpha/(2T) E|y* - x|^2` on straight lines).
+    #[serde(with = "crate::io::maybe_infinite")]
     pub kinetic_energy: f64,
     /// `D_f^L(rho_T || Q)`.
+    #[serde(with = "crate::io::maybe_infinite")]
     pub terminal_cost: f64,
     /// The part of J that the grid adds: in the dual method's semi-discrete
     /// plan, the spread of each Laguerre cell about its centroid (pixels of
     /// rho0 sent to nodes), which vanishes like h^2; 0 for other methods.
+    #[serde(with = "crate::io::maybe_infinite")]
     pub quantisation: f64,
     /// Dual value `int HL_T phi d rho0 - Lambda_f(phi; Q)`.
+    #[serde(with = "crate::io::maybe_infinite")]
     pub dual_value: f64,
     /// `objective - dual_value`, a convergence certificate.
+    #[serde(with = "crate::io::maybe_infinite")]
     pub duality_gap: f64,
     /// How far `dual_value` may exceed the optimum it bounds (NaN where the
     /// method's dual value is no bound): the optimum lies in
     /// `[dual_value - lower_bound_bias, objective]`.
+    #[serde(with = "crate::io::maybe_infinite")]
     pub lower_bound_bias: f64,
     /// rho-weighted RMS of `dU/dt - |grad U|^2/(2 alpha)` at t = T/2.
+    #[serde(with = "crate::io::maybe_infinite")]
     pub hj_residual: f64,
     /// Largest agent speed `|y* - x| / T` on the support of rho0.
+    #[serde(with = "crate::io::maybe_infinite")]
     pub max_speed: f64,
     /// `L / alpha` (infinite without the W1 proximal).
+    #[serde(with = "crate::io::maybe_infinite")]
     pub speed_bound: f64,
     /// Outer iterations.
     pub iterations: usize,
@@ -80,6 +128,7 @@ pub struct Diagnostics {
     /// Why the solver stopped.
     pub stop_reason: StopReason,
     /// `|mass(rho_T) - 1|`.
+    #[serde(with = "crate::io::maybe_infinite")]
     pub mass_error: f64,
     /// Wall time of the solve.
     pub wall_time_s: f64,
@@ -123,7 +172,7 @@ impl ValueSeries {
 #[derive(Debug, Clone)]
 pub struct Solution {
     /// Method that produced it.
-    pub method: String,
+    pub method: super::MethodKind,
     /// The grid.
     pub grid: Grid,
     /// Horizon T.
@@ -219,19 +268,8 @@ impl Solution {
             fields.push(("map_y.npy", my));
         }
         for (name, field) in fields {
-            write_npy(&dir.join(name), field)?;
+            crate::io::write_npy(&dir.join(name), field)?;
         }
         Ok(())
     }
-}
-
-/// Writes an array as `.npy` through a temporary file and a rename, so a crash
-/// never leaves a half-written file under the final name.
-pub fn write_npy(path: &Path, field: &Array2<f64>) -> Result<()> {
-    let tmp = path.with_extension("npy.tmp");
-    ndarray_npy::write_npy(&tmp, field).map_err(|e| Error::ArrayFile {
-        path: tmp.clone(),
-        message: e.to_string(),
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }

@@ -7,7 +7,6 @@
 //! JSON header, a u64 count and that many f64 values, then the FNV-1a hash
 //! (u64) of everything before it.
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -49,22 +48,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
-}
-
-/// Writes `bytes` to `path` through `path.tmp`, fsync and rename.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut name = path.file_name().expect("a file name").to_os_string();
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
-    let mut file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    file.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-    file.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        // Persist the rename itself; failure here does not lose the file.
-        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-    }
-    Ok(())
 }
 
 impl Checkpoint {
@@ -115,7 +98,7 @@ impl Checkpoint {
         }
         let hash = fnv1a(&bytes);
         bytes.extend_from_slice(&hash.to_le_bytes());
-        write_atomically(path, &bytes)
+        crate::io::write_atomically(path, &bytes)
     }
 
     /// Reads and verifies a checkpoint.

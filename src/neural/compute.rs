@@ -77,12 +77,25 @@ impl Compute {
                         "the wgpu backend runs in f32 (f64 transcendental functions are wrong on some adapters)",
                     ));
                 }
-                if !wgpu_adapter_available() {
-                    return Err(Error::invalid(
-                        "backend",
-                        "wgpu",
-                        "no wgpu adapter found (install a Vulkan driver, e.g. Debian's mesa-vulkan-drivers)",
-                    ));
+                match probe_wgpu(ADAPTER_TIMEOUT) {
+                    Some(true) => {}
+                    Some(false) => {
+                        return Err(Error::invalid(
+                            "backend",
+                            "wgpu",
+                            "no wgpu adapter found (install a Vulkan driver, e.g. Debian's mesa-vulkan-drivers)",
+                        ));
+                    }
+                    None => {
+                        return Err(Error::invalid(
+                            "backend",
+                            "wgpu",
+                            &format!(
+                                "the wgpu adapter request did not answer within {} s (a driver that hangs; try --backend cpu)",
+                                ADAPTER_TIMEOUT.as_secs()
+                            ),
+                        ));
+                    }
                 }
                 Device::wgpu(Default::default())
             }
@@ -100,8 +113,37 @@ impl Compute {
     }
 }
 
+/// How long the wgpu adapter request may take before the run is refused.
+pub const ADAPTER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Whether wgpu finds any adapter (a GPU or a software one such as lavapipe).
 pub fn wgpu_adapter_available() -> bool {
-    std::panic::catch_unwind(|| !Device::enumerate(DeviceType::Wgpu).into_vec().is_empty())
-        .unwrap_or(false)
+    probe_wgpu(ADAPTER_TIMEOUT) == Some(true)
+}
+
+/// Asks wgpu for its adapters on a thread of its own: `Some(found)`, or
+/// `None` when the request has not answered within `timeout` (a driver
+/// that hangs must not hang the run).
+pub fn probe_wgpu(timeout: std::time::Duration) -> Option<bool> {
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let found =
+            std::panic::catch_unwind(|| !Device::enumerate(DeviceType::Wgpu).into_vec().is_empty())
+                .unwrap_or(false);
+        let _ = send.send(found);
+    });
+    receive.recv_timeout(timeout).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_adapter_probe_returns_within_its_timeout() {
+        // a probe given no time answers at once, whatever the driver does
+        let clock = std::time::Instant::now();
+        let _ = probe_wgpu(std::time::Duration::ZERO);
+        assert!(clock.elapsed() < std::time::Duration::from_secs(1));
+    }
 }

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
+use crate::chart::{Axes, Series, legend_corner, lines, plot_error, register_font};
 use crate::error::Result;
 use crate::neural::train::Record;
-use crate::plot::{Axes, Series, legend_corner, lines, plot_error, register_font};
 
 /// One chart per quantity (`curves-<quantity>.png` in `dir`), one line per
 /// run; log axes where the values are positive and span more than a decade.

@@ -14,4 +14,6 @@ pub mod target;
 pub mod train;
 
 pub use compute::{BackendKind, Compute, Precision};
-pub use train::{Quiet, Record, RunSummary, Status, TrainConfig, TrainObserver, Trainer, Variant};
+pub use train::{
+    Record, RunSummary, Silent, Status, TrainConfig, TrainObserver, TrainState, Trainer, Variant,
+};

@@ -105,9 +105,10 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Kinetic weight alpha.
     pub alpha: f64,
-    /// Lipschitz bound L of the gradient penalty (`"inf"` without one).
-    #[serde(with = "crate::report::maybe_infinite")]
-    pub lipschitz: f64,
+    /// Lipschitz bound L of the gradient penalty (`None`, in JSON `"inf"`,
+    /// without the W1 proximal), as in [`crate::problem::Problem`].
+    #[serde(with = "crate::io::optional_bound")]
+    pub lipschitz: Option<f64>,
     /// Weight of the gradient penalty.
     pub gp_weight: f64,
     /// Horizon T.
@@ -148,7 +149,7 @@ pub struct TrainConfig {
     /// A divergence estimate or kinetic energy above this, or a NaN anywhere,
     /// stops training as diverged (the losses themselves are only checked
     /// for NaN: the critic's values are defined up to a constant).
-    #[serde(with = "crate::report::maybe_infinite")]
+    #[serde(with = "crate::io::maybe_infinite")]
     pub blowup: f64,
 }
 
@@ -171,7 +172,7 @@ impl TrainConfig {
             precision: Precision::F32,
             seed: 0,
             alpha: if low { 0.5 } else { 0.1 },
-            lipschitz: 1.0,
+            lipschitz: Some(1.0),
             gp_weight: if low { 0.1 } else { 0.01 },
             horizon: 1.0,
             dt: 0.2,
@@ -196,16 +197,18 @@ impl TrainConfig {
     /// Checks every value and names the first bad one.
     pub fn validate(&self) -> Result<()> {
         FlowSpec::new(self.alpha, self.horizon, self.dt)?;
-        if self.lipschitz == f64::INFINITY {
-            if self.variant.penalised() {
+        match self.lipschitz {
+            None if self.variant.penalised() => {
                 return Err(Error::invalid(
                     "lipschitz",
-                    self.lipschitz,
+                    "inf",
                     "the gradient penalty needs a finite L",
                 ));
             }
-        } else {
-            require_positive("lipschitz", self.lipschitz)?;
+            None => {}
+            Some(l) => {
+                require_positive("lipschitz", l)?;
+            }
         }
         if !(self.gp_weight >= 0.0 && self.gp_weight.is_finite()) {
             return Err(Error::invalid(
@@ -417,7 +420,7 @@ pub fn write_history(path: &Path, history: &[Record]) -> Result<()> {
         text.push_str(&r.csv_row());
         text.push('\n');
     }
-    checkpoint::write_atomically(path, text.as_bytes())
+    crate::io::write_atomically(path, text.as_bytes())
 }
 
 /// Reads a `history.csv` written by [`write_history`].
@@ -439,7 +442,7 @@ pub fn read_history(path: &Path) -> Result<Vec<Record>> {
 /// The configuration stored in a run folder's `summary.json`.
 pub fn read_run_config(dir: &Path) -> Result<TrainConfig> {
     let path = dir.join("summary.json");
-    let value = crate::report::read_json(&path)?;
+    let value = crate::io::read_json::<serde_json::Value>(&path)?;
     serde_json::from_value(value["config"].clone()).map_err(|e| Error::Config {
         path,
         message: format!("config: {e}"),
@@ -466,14 +469,23 @@ pub enum Status {
 /// Watches training (progress bars, logging).
 pub trait TrainObserver {
     /// After every generator iteration, with the latest diagnostics.
-    fn iteration(&mut self, iteration: usize, latest: Option<&Record>);
+    fn observe(&mut self, state: &TrainState);
+}
+
+/// State of one generator iteration, passed to observers.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainState<'a> {
+    /// Iterations done.
+    pub iteration: usize,
+    /// The diagnostics recorded at this iteration, if it evaluated.
+    pub latest: Option<&'a Record>,
 }
 
 /// An observer that does nothing.
-pub struct Quiet;
+pub struct Silent;
 
-impl TrainObserver for Quiet {
-    fn iteration(&mut self, _: usize, _: Option<&Record>) {}
+impl TrainObserver for Silent {
+    fn observe(&mut self, _: &TrainState) {}
 }
 
 /// The state of a training run: networks, optimisers, random stream, history.
@@ -626,7 +638,7 @@ impl Trainer {
                     crate::neural::mlp::matrix(u, b, 1, &self.compute.device, self.compute.dtype);
                 let z = y * u.clone() + xt * u.neg().add_scalar(1.0);
                 loss = loss
-                    + gradient_penalty(&critic, z, self.config.lipschitz)
+                    + gradient_penalty(&critic, z, self.config.lipschitz.unwrap_or(f64::INFINITY))
                         .mul_scalar(self.config.gp_weight);
             }
             let grads = loss.backward();
@@ -738,7 +750,7 @@ impl Trainer {
             orthogonal,
             in_plane_shift,
             max_speed,
-            speed_bound: c.lipschitz / alpha,
+            speed_bound: c.lipschitz.map_or(f64::INFINITY, |l| l / alpha),
         }
     }
 
@@ -842,10 +854,16 @@ impl Trainer {
                     quantity: quantity.into(),
                     value,
                 };
-                observer.iteration(it, self.history.last());
+                observer.observe(&TrainState {
+                    iteration: it,
+                    latest: self.history.last(),
+                });
                 break;
             }
-            observer.iteration(it, if evaluate { self.history.last() } else { None });
+            observer.observe(&TrainState {
+                iteration: it,
+                latest: if evaluate { self.history.last() } else { None },
+            });
             if it.is_multiple_of(self.config.checkpoint_every) || it == self.config.iterations {
                 Checkpoint::capture(self, wall(self)).save(&out.join(checkpoint::FILE))?;
                 last_checkpoint = Some(it);
@@ -876,7 +894,7 @@ impl Trainer {
             exact: exact_optimum(&self.config),
         };
         let value = serde_json::to_value(&summary).expect("serialisable");
-        crate::report::write_json(&out.join("summary.json"), &value)?;
+        crate::io::write_json(&out.join("summary.json"), &value)?;
         Ok(summary)
     }
 }
@@ -920,15 +938,15 @@ pub struct ExactOptimum {
 /// the d - 2 orthogonal ones), case C (`shift`, KL only).
 pub fn exact_optimum(config: &TrainConfig) -> Option<ExactOptimum> {
     use crate::exact::{DiracCase, ShiftCase};
-    if config.variant != Variant::W1w2 || !config.lipschitz.is_finite() {
-        return None;
-    }
+    let lipschitz = config
+        .lipschitz
+        .filter(|_| config.variant == Variant::W1w2)?;
     let radial = |dim: usize| {
         let case = DiracCase {
             dim,
             alpha: config.alpha,
             horizon: config.horizon,
-            lipschitz: config.lipschitz,
+            lipschitz,
         };
         ExactOptimum {
             kinetic: case.kinetic(),
@@ -945,7 +963,7 @@ pub fn exact_optimum(config: &TrainConfig) -> Option<ExactOptimum> {
                 target_mean: [crate::neural::target::SHIFT_DISTANCE, 0.0],
                 alpha: config.alpha,
                 horizon: config.horizon,
-                lipschitz: config.lipschitz,
+                lipschitz,
             };
             Some(ExactOptimum {
                 kinetic: case.kinetic(),
@@ -987,10 +1005,5 @@ fn gradients(tracked: &Mlp, master: &Mlp, grads: &burn::tensor::Gradients) -> Ve
 pub fn write_samples(path: &Path, values: &[f64], dim: usize) -> Result<()> {
     let array = ndarray::Array2::from_shape_vec((values.len() / dim, dim), values.to_vec())
         .expect("whole rows");
-    let tmp = path.with_extension("npy.tmp");
-    ndarray_npy::write_npy(&tmp, &array).map_err(|e| Error::ArrayFile {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    crate::io::write_npy(path, &array)
 }

@@ -28,7 +28,8 @@ pub enum FvScheme {
 }
 
 /// Options of the finite-volume solver.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FvOptions {
     /// Reconstruction.
     pub scheme: FvScheme,

@@ -8,7 +8,6 @@ use proxflow::compare::{
     neural_counterpart, train_config_exact, train_config_for,
 };
 use proxflow::error::{Error, Result};
-use proxflow::exact::DiracCase;
 use proxflow::mfg::{DualSolver, Silent, Solver};
 use proxflow::neural::{BackendKind, TrainConfig, Trainer};
 use std::path::{Path, PathBuf};
@@ -54,29 +53,14 @@ pub struct CompareArgs {
     quiet: bool,
 }
 
-fn radial(config: &TrainConfig, offset: usize) -> Result<RadialReference> {
-    if config.dim <= offset {
-        return Err(Error::invalid("dim", config.dim, "case B needs dim >= 3"));
-    }
-    Ok(RadialReference {
-        case: DiracCase {
-            dim: config.dim - offset,
-            alpha: config.alpha,
-            horizon: config.horizon,
-            lipschitz: config.lipschitz,
-        },
-        offset,
-    })
-}
-
 /// `proxflow compare`.
 pub fn run(args: CompareArgs) -> Result<()> {
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("out/compare-{}", args.case)));
-    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
-    let (mut config, grid_solution) = match args.case.as_str() {
+    // every input is checked before the grid solve and before `out` exists
+    let (mut config, grid_case) = match args.case.as_str() {
         "subspace" | "dirac" => {
             let default_dim = if args.case == "subspace" { 7 } else { 2 };
             (
@@ -94,10 +78,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
                 )
             })?;
             let grid = case.grid(args.grid)?;
-            println!("solving {name} on a {}-cell grid (dual solver)", args.grid);
-            let solution = DualSolver::default().solve(&case.problem, &grid, &mut Silent)?;
-            solution.write_fields(&out.join("grid"))?;
-            (train_config_for(&case.problem, data)?, Some(solution))
+            (train_config_for(&case.problem, data)?, Some((case, grid)))
         }
     };
     config.iterations = args.iterations;
@@ -110,9 +91,32 @@ pub fn run(args: CompareArgs) -> Result<()> {
     config.seed = args.seed;
     config.backend = args.backend;
     config.validate()?;
+    if args.samples < 2 {
+        return Err(Error::invalid(
+            "samples",
+            args.samples,
+            "must be at least 2",
+        ));
+    }
+    let grid_solution = match &grid_case {
+        Some((case, grid)) => {
+            println!(
+                "solving {} on a {}-cell grid (dual solver)",
+                case.name, args.grid
+            );
+            let solution = DualSolver::default().solve(&case.problem, grid, &mut Silent)?;
+            std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+            solution.write_fields(&out.join("grid"))?;
+            Some(solution)
+        }
+        None => None,
+    };
     let reference: Box<dyn Reference + '_> = match &grid_solution {
         Some(s) => Box::new(GridReference::new(s)?),
-        None => Box::new(radial(&config, usize::from(config.data == "subspace") * 2)?),
+        None => Box::new(RadialReference::for_config(
+            &config,
+            usize::from(config.data == "subspace") * 2,
+        )?),
     };
     let name = args.case.clone();
     let reference_kind = if grid_solution.is_some() {
@@ -156,7 +160,7 @@ pub fn train_and_compare(
         "comparison": comparison,
         "training": summary,
     });
-    proxflow::report::write_json(&out.join("summary.json"), &value)?;
+    proxflow::io::write_json(&out.join("summary.json"), &value)?;
     let (a, b) = comparison.plot_axes;
     let paths: Vec<_> = comparison
         .sample_paths

@@ -7,7 +7,7 @@ use proxflow::error::{Error, Result};
 use proxflow::neural::target::Target;
 use proxflow::neural::train::write_samples;
 use proxflow::neural::{
-    BackendKind, Precision, Record, RunSummary, Status, TrainConfig, TrainObserver, Trainer,
+    BackendKind, Precision, RunSummary, Status, TrainConfig, TrainObserver, TrainState, Trainer,
     Variant,
 };
 use std::path::PathBuf;
@@ -118,7 +118,10 @@ impl TrainArgs {
         set(&mut c.precision, self.precision);
         set(&mut c.seed, self.seed);
         set(&mut c.alpha, self.alpha);
-        set(&mut c.lipschitz, self.lipschitz);
+        if let Some(l) = self.lipschitz {
+            // `--lipschitz inf` switches the W1 proximal off
+            c.lipschitz = (l != f64::INFINITY).then_some(l);
+        }
         set(&mut c.gp_weight, self.gp_weight);
         set(&mut c.horizon, self.horizon);
         set(&mut c.dt, self.dt);
@@ -184,9 +187,9 @@ fn set<T>(slot: &mut T, value: Option<T>) {
 struct TrainProgress(ProgressBar);
 
 impl TrainObserver for TrainProgress {
-    fn iteration(&mut self, iteration: usize, latest: Option<&Record>) {
-        self.0.set_position(iteration as u64);
-        if let Some(r) = latest {
+    fn observe(&mut self, state: &TrainState) {
+        self.0.set_position(state.iteration as u64);
+        if let Some(r) = state.latest {
             self.0.set_message(format!(
                 "D {:.4}  KE {:.4}  HJB {:.2e}",
                 r.divergence, r.kinetic, r.hjb_residual
@@ -242,7 +245,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         c.variant.name(),
         c.divergence,
         c.alpha,
-        c.lipschitz,
+        c.lipschitz.map_or("inf".to_string(), |l| l.to_string()),
         c.iterations,
         c.backend,
         c.precision

@@ -3,17 +3,17 @@
 //! figures in `validation/figures/`; the runs themselves (fields, checkpoints,
 //! samples) go to `validation/runs/`, which is not committed.
 
-use crate::{Study, run_study};
 use clap::Args;
 use proxflow::cases;
+use proxflow::chart::{Axes, Series, lines};
 use proxflow::compare::{GridReference, RadialReference, train_config_exact, train_config_for};
 use proxflow::error::{Error, Result};
-use proxflow::exact::DiracCase;
+use proxflow::mfg::MethodKind;
 use proxflow::mfg::{DualSolver, Silent, Solver};
 use proxflow::neural::train::read_history;
 use proxflow::neural::{TrainConfig, Trainer, Variant};
-use proxflow::plot::{Axes, Series, lines};
-use proxflow::verify::Quiet;
+use proxflow::studies::Study;
+use proxflow::verify::Silent as Quiet;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -276,18 +276,19 @@ pub fn run(args: ValidateArgs) -> Result<()> {
     );
 
     // 2-5. The verification studies (the same code as `proxflow verify`).
-    let studies: Vec<(&str, &str, Study)> = vec![
+    let studies: Vec<(&str, &str, &str, Study)> = vec![
         (
+            "agreement",
             "agreement",
             "2. Agreement of the three grid methods (line-2d)",
             Study::Agreement {
                 case: "line-2d".into(),
                 grids: plan.agreement_grids.clone(),
-                methods: vec!["dual".into(), "eulerian".into(), "particles".into()],
-                out: runs.join("agreement"),
+                methods: MethodKind::ALL.to_vec(),
             },
         ),
         (
+            "uniqueness",
             "uniqueness",
             "3. Uniqueness from random starts (line-2d)",
             Study::Uniqueness {
@@ -295,25 +296,25 @@ pub fn run(args: ValidateArgs) -> Result<()> {
                 grid: plan.uniqueness.1,
                 coarse_grid: plan.uniqueness.2,
                 starts: plan.uniqueness.0,
-                methods: vec!["dual".into(), "eulerian".into(), "particles".into()],
+                methods: MethodKind::ALL.to_vec(),
                 seed: 0,
-                out: runs.join("uniqueness"),
             },
         ),
         (
+            "straightness",
             "straightness",
             "4. Straight characteristics (pinwheel-2d)",
             Study::Straightness {
                 case: "pinwheel-2d".into(),
                 grids: plan.straightness_grids.clone(),
-                methods: vec!["dual".into(), "eulerian".into()],
+                methods: vec![MethodKind::Dual, MethodKind::Eulerian],
                 agents: 24,
                 steps: 40,
-                out: runs.join("straightness"),
             },
         ),
         (
             "ill_posed",
+            "ill-posed",
             "5. Ill-posedness without either proximal (line-2d)",
             Study::IllPosed {
                 case: "line-2d".into(),
@@ -322,21 +323,13 @@ pub fn run(args: ValidateArgs) -> Result<()> {
                 alphas: plan.ill_posed_alphas.clone(),
                 coarse_grid: plan.no_w2.0,
                 starts: plan.no_w2.1,
-                out: runs.join("ill-posed"),
             },
         ),
     ];
-    for (k, (key, title, study)) in studies.into_iter().enumerate() {
+    for (k, (key, folder, title, study)) in studies.into_iter().enumerate() {
         announce(&format!("[{}/8] {title}", k + 2));
-        let dir = match &study {
-            Study::Scaling { out, .. }
-            | Study::Agreement { out, .. }
-            | Study::Uniqueness { out, .. }
-            | Study::Straightness { out, .. }
-            | Study::IllPosed { out, .. } => out.clone(),
-        };
-        run_study(study)?;
-        let summary = proxflow::report::read_json(&dir.join("summary.json"))?;
+        let dir = runs.join(folder);
+        let summary = study.run(&dir, &mut Quiet)?.summary;
         report.push_str(&format!("## {title}\n\n"));
         let rows = |k: &str| summary[k].as_array().cloned().unwrap_or_default();
         report.push_str(&match key {
@@ -366,15 +359,7 @@ pub fn run(args: ValidateArgs) -> Result<()> {
     for (data, dim, offset) in exact_runs {
         let mut c = train_config_exact(data, dim);
         c.iterations = plan.neural_iterations;
-        let reference = RadialReference {
-            case: DiracCase {
-                dim: dim - offset,
-                alpha: c.alpha,
-                horizon: c.horizon,
-                lipschitz: c.lipschitz,
-            },
-            offset,
-        };
+        let reference = RadialReference::for_config(&c, offset)?;
         let name = format!("{data}-{dim}d");
         let dir = runs.join(&name);
         let comparison = crate::compare::train_and_compare(
@@ -462,10 +447,10 @@ pub fn run(args: ValidateArgs) -> Result<()> {
             c.iterations = iterations;
             c.eval_every = (iterations / 20).max(10);
             if !variant.penalised() {
-                c.lipschitz = f64::INFINITY;
+                c.lipschitz = None;
             }
             let dir = runs.join(format!("{key}-{name}"));
-            let summary = Trainer::new(c)?.run(&dir, &mut proxflow::neural::Quiet)?;
+            let summary = Trainer::new(c)?.run(&dir, &mut proxflow::neural::Silent)?;
             proxflow::neural::figures::run_figures(&dir)?;
             let last = summary.final_diagnostics.clone();
             rows.push(json!({"variant": name, "status": match &summary.status { proxflow::neural::Status::Completed => "completed".to_string(),
@@ -527,7 +512,7 @@ pub fn run(args: ValidateArgs) -> Result<()> {
     report.push_str(&format!("\nTotal wall time: {wall:.0} s.\n"));
     results.insert("wall_time_s".into(), json!(wall));
     results.insert("quick".into(), json!(args.quick));
-    proxflow::report::write_json(&out.join("results.json"), &Value::Object(results))?;
+    proxflow::io::write_json(&out.join("results.json"), &Value::Object(results))?;
     let path = out.join("report.md");
     std::fs::write(&path, report).map_err(|e| Error::io(&path, e))?;
     println!("wrote {} ({wall:.0} s)", path.display());
