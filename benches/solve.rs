@@ -3,19 +3,20 @@
 //! semi-discrete Newton ascent with its coarse-to-fine start on
 //! `shift-near-2d` at 128^2, 256^2 and 512^2 and `gauss-kl-1d` at 2,048 and
 //! 8,192 cells; the interior-point ascent where L binds on `shift-2d` at
-//! 128^2 and 256^2. `pinwheel-2d` at 256^2 is not here: a solve takes more
-//! than ten minutes (docs/grid-solvers.md).
+//! 128^2 and 256^2; the guarded Newton on the `pinwheel-2d` histogram at
+//! 128^2 and 256^2 (docs/grid-solvers.md).
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use proxflow::cases;
 use proxflow::mfg::{DualSolver, Silent, Solver};
 
 fn solve(c: &mut Criterion) {
-    let runs: [(&str, &[usize]); 4] = [
+    let runs: [(&str, &[usize]); 5] = [
         ("dirac-2d", &[128, 256]),
         ("shift-near-2d", &[128, 256, 512]),
         ("gauss-kl-1d", &[2048, 8192]),
         ("shift-2d", &[128, 256]),
+        ("pinwheel-2d", &[128, 256]),
     ];
     for (name, grids) in runs {
         let case = cases::builtin(name).unwrap();

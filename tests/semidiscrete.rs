@@ -149,3 +149,39 @@ fn a_lipschitz_bound_that_does_not_bind_changes_nothing() {
         free.objective
     );
 }
+
+#[test]
+fn a_histogram_target_takes_flat_newton_steps_within_the_speed_limit() {
+    // pinwheel-2d: every cell of the histogram's support holds source mass,
+    // so the guarded Newton runs on the grid itself; its plan is that of
+    // the L-Lipschitz envelope, whose agents keep to L / alpha (up to h)
+    let case = cases::builtin("pinwheel-2d").unwrap();
+    let mut iterations = Vec::new();
+    for cells in [64, 128] {
+        let grid = case.grid(cells).unwrap();
+        let sol = DualSolver::default()
+            .solve(&case.problem, &grid, &mut Silent)
+            .unwrap();
+        let d = &sol.diagnostics;
+        assert!(d.converged, "{cells}: {:?}", d.stop_reason);
+        assert!(
+            d.duality_gap >= 0.0 && d.duality_gap <= 1e-5 * d.objective,
+            "{cells}: gap {} of {}",
+            d.duality_gap,
+            d.objective
+        );
+        let slack = 2.0 * grid.h / case.problem.horizon;
+        assert!(
+            d.max_speed <= d.speed_bound + slack,
+            "{cells}: speed {} against {}",
+            d.max_speed,
+            d.speed_bound
+        );
+        assert_eq!(d.levels.len(), 1, "{:?}", d.levels);
+        iterations.push(d.iterations);
+    }
+    assert!(
+        iterations[1] as f64 <= 1.5 * iterations[0] as f64,
+        "{iterations:?}"
+    );
+}

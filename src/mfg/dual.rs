@@ -685,12 +685,12 @@ impl DualSolver {
             let iterations = levels.iter().map(|l| l.iterations).sum();
             let (dual, gap) = (r.dual, r.objective - r.dual);
             if r.converged {
-                let gamma = r.cells.mass.clone();
+                let (gamma, w1) = r.w1_leg.unwrap_or_else(|| (r.cells.mass.clone(), 0.0));
                 let certified = Certified {
                     psi: r.psi,
                     cells: r.cells,
                     gamma,
-                    w1: 0.0,
+                    w1,
                     objective: r.objective,
                     dual,
                     iterations,

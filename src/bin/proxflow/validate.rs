@@ -62,6 +62,7 @@ impl Plan {
                     ("gauss-kl-1d", vec![512, 2048, 8192]),
                     ("dirac-2d", vec![32, 64, 128]),
                     ("shift-2d", vec![32, 64, 128, 256]),
+                    ("pinwheel-2d", vec![64, 128, 256]),
                 ],
                 agreement_grids: vec![32, 64],
                 uniqueness: (3, 64, 32),
@@ -88,6 +89,7 @@ impl Plan {
                     ("gauss-kl-1d", vec![2048, 8192, 32768]),
                     ("dirac-2d", vec![64, 128, 256]),
                     ("shift-2d", vec![64, 128, 256, 512]),
+                    ("pinwheel-2d", vec![128, 256, 512]),
                 ],
                 agreement_grids: vec![32, 64, 128],
                 uniqueness: (10, 128, 64),
@@ -259,7 +261,7 @@ pub fn run(args: ValidateArgs) -> Result<()> {
 
     // 1b. Scaling of the dual method (the same code as `proxflow verify scaling`).
     announce("[1b/8] scaling of the dual method");
-    report.push_str("## 1b. Scaling of the dual method\n\nIterations (all coarse-to-fine levels), Newton steps on the finest level, wall time, relative duality gap and its bias bound under refinement (`proxflow verify scaling`). gauss-kl-1d and shift-near-2d: the semi-discrete Newton ascent; shift-2d: the interior-point ascent (the W1 proximal binds); dirac-2d: the ladder (exact on a point target).\n\n");
+    report.push_str("## 1b. Scaling of the dual method\n\nIterations (all coarse-to-fine levels), Newton steps on the finest level, wall time, relative duality gap and its bias bound under refinement (`proxflow verify scaling`). gauss-kl-1d and shift-near-2d: the semi-discrete Newton ascent; shift-2d: the interior-point ascent (the W1 proximal binds); dirac-2d: the ladder (exact on a point target); pinwheel-2d: the guarded Newton on the grid itself with the plan of the L-Lipschitz envelope.\n\n");
     let mut scaling = Vec::new();
     for (name, grids) in &plan.scaling {
         let r = proxflow::verify::scaling(&cases::builtin(name)?, grids, &mut Quiet)?;
