@@ -320,8 +320,8 @@ impl Newton<'_> {
     /// phi> - Lambda(phi)` over phi L-Lipschitz between nodes, so any such
     /// phi bounds the dual. From above, its plan: the Laguerre cells (no
     /// agent faster than about `L / alpha`), then a flux on the grid's edges
-    /// carrying rho_T to the normalised Gibbs measure gamma (one DCT Poisson
-    /// solve of the residual; a flux along edges is a transport plan whose
+    /// and diagonals carrying rho_T to the normalised Gibbs measure gamma
+    /// ([`edge_flux_cost`]: a flux on a graph is a transport plan, so its
     /// cost bounds W1 between nodes from above), then `D_f(gamma || Q)`.
     /// `feasible` and `e` come from [`Newton::envelope`].
     pub(crate) fn lipschitz_plan(
