@@ -242,13 +242,7 @@ pub fn uniqueness(
     options: &UniquenessOptions,
     progress: &mut dyn Progress,
 ) -> Result<UniquenessReport> {
-    if options.starts < 2 {
-        return Err(Error::invalid(
-            "starts",
-            options.starts,
-            "need at least 2 starts to compare",
-        ));
-    }
+    check_starts(options.starts)?;
     let methods: Vec<MethodKind> = options.methods.iter().map(|m| m.0).collect();
     check_methods(&methods)?;
     let grids: Vec<usize> = options.methods.iter().map(|m| m.1).collect();
@@ -412,6 +406,18 @@ fn check_grids(case: &Case, grids: &[usize]) -> Result<()> {
         .try_for_each(|&cells| case.grid(cells).map(drop))
 }
 
+/// Checks that a study has at least two random starts to compare.
+fn check_starts(starts: usize) -> Result<()> {
+    if starts < 2 {
+        return Err(Error::invalid(
+            "starts",
+            starts,
+            "need at least 2 starts to compare",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks that a study has a method to run.
 fn check_methods(methods: &[MethodKind]) -> Result<()> {
     if methods.is_empty() {
@@ -562,13 +568,7 @@ pub fn ill_posed(
         .validate()
         .map_err(|_| Error::invalid("alphas", alpha, "each alpha must be a finite number > 0"))?;
     }
-    if starts < 2 {
-        return Err(Error::invalid(
-            "starts",
-            starts,
-            "need at least 2 starts to compare",
-        ));
-    }
+    check_starts(starts)?;
     if rounds == 0 {
         return Err(Error::invalid("rounds", rounds, "must be at least 1"));
     }
