@@ -159,6 +159,15 @@ impl Grid {
         })
     }
 
+    /// The largest slope `|u_a - u_b| / h` of a node field along an edge.
+    pub fn steepest_slope(&self, u: &Array2<f64>) -> f64 {
+        let n1 = self.n[1];
+        self.neighbour_pairs()
+            .map(|(a, b)| (u[[a / n1, a % n1]] - u[[b / n1, b % n1]]).abs())
+            .fold(0.0, f64::max)
+            / self.h
+    }
+
     /// Bilinear (linear in 1-D) interpolation of a node field, constant outside.
     pub fn interpolate(&self, field: &Array2<f64>, x: [f64; 2]) -> f64 {
         let (i, fx) = self.locate(0, x[0]);

@@ -59,5 +59,6 @@ pub mod report;
 pub mod studies;
 pub mod transport;
 pub mod verify;
+pub mod wasserstein;
 
 pub use error::{Error, Result};

@@ -8,7 +8,8 @@ use crate::chart::{self, Axes, Series};
 use crate::error::{Error, Result};
 use crate::mfg::{MethodKind, Solution};
 use crate::verify::{
-    Progress, UniquenessOptions, agreement, ill_posed, scaling, straightness, uniqueness,
+    AgreementReport, AgreementRow, Progress, UniquenessOptions, agreement, ill_posed, scaling,
+    straightness, uniqueness,
 };
 use std::path::Path;
 
@@ -31,10 +32,11 @@ pub enum Study {
         /// Cells on the longest axis, one solve each.
         grids: Vec<usize>,
     },
-    /// The methods against each other (and the closed form) under refinement.
+    /// The methods against each other (and the closed form) under
+    /// refinement, case by case (each into a subfolder named after it).
     Agreement {
-        /// Built-in case.
-        case: String,
+        /// Built-in cases.
+        cases: Vec<String>,
         /// Cells on the longest axis.
         grids: Vec<usize>,
         /// Methods (the dual method is always the reference).
@@ -120,73 +122,21 @@ impl Study {
                 text.push_str(&r.table());
             }
             Study::Agreement {
-                case,
+                cases,
                 grids,
                 methods,
             } => {
-                let c = cases::builtin(&case)?;
-                let list = methods;
-                let r = agreement(&c, &list, &grids, progress)?;
-                summary = write_summary(out, &r)?;
-                let series: Vec<Series> = list
-                    .iter()
-                    .filter(|m| **m != MethodKind::Dual)
-                    .map(|m| Series {
-                        label: format!("{}: sliced W1 of rho_T to dual", m.name()),
-                        points: r
-                            .rows
-                            .iter()
-                            .filter(|row| row.method == *m)
-                            .map(|row| (row.grid as f64, row.sliced_w1_to_dual))
-                            .collect(),
-                    })
-                    .chain(list.iter().map(|m| {
-                        Series {
-                            label: format!("{}: relative error of J", m.name()),
-                            points: r
-                                .rows
-                                .iter()
-                                .filter(|row| row.method == *m)
-                                .map(|row| {
-                                    (
-                                        row.grid as f64,
-                                        row.relative_error.unwrap_or(row.relative_to_dual),
-                                    )
-                                })
-                                .collect(),
-                        }
-                    }))
-                    .collect();
-                let title = format!("{case}: agreement of the methods under refinement");
-                let axes = Axes {
-                    title: &title,
-                    x: "cells on the longest axis",
-                    y: "distance",
-                    log_x: true,
-                    log_y: true,
-                };
-                chart::lines(&series, &axes, &out.join("agreement.png"))?;
-                say!(
-                    text,
-                    "| method | grid | J | rel. error | vs dual | L1 to dual | blurred | sliced W1 | time (s) |"
-                );
-                say!(text, "|---|---|---|---|---|---|---|---|---|");
-                for row in &r.rows {
-                    say!(
-                        text,
-                        "| {} | {} | {:.6} | {} | {:.2e} | {:.2e} | {:.2e} | {:.2e} | {:.1} |",
-                        row.method.name(),
-                        row.grid,
-                        row.objective,
-                        row.relative_error
-                            .map_or("-".into(), |e| format!("{e:.2e}")),
-                        row.relative_to_dual,
-                        row.l1_to_dual,
-                        row.blurred_l1_to_dual,
-                        row.sliced_w1_to_dual,
-                        row.wall_time_s
-                    );
+                let mut reports = Vec::new();
+                for case in &cases {
+                    let c = cases::builtin(case)?;
+                    let r = agreement(&c, &methods, &grids, progress)?;
+                    let dir = out.join(case);
+                    write_summary(&dir, &r)?;
+                    agreement_figure(&r, &methods, &dir.join("agreement.png"))?;
+                    text.push_str(&agreement_table(&r));
+                    reports.push(r);
                 }
+                summary = write_summary(out, &reports)?;
             }
             Study::Uniqueness {
                 case,
@@ -223,14 +173,18 @@ impl Study {
                     .iter()
                     .map(|m| Series {
                         label: format!("{} (grid {})", m.method.name(), m.grid),
-                        points: m.l1_by_starts.iter().map(|&(n, d)| (n as f64, d)).collect(),
+                        points: m
+                            .w1_by_starts
+                            .iter()
+                            .map(|&(n, d)| (n as f64, d / m.cell_width))
+                            .collect(),
                     })
                     .collect();
                 let title = format!("{case}: uniqueness across random starts");
                 let axes = Axes {
                     title: &title,
                     x: "number of starts",
-                    y: "max pairwise L1 of rho_T",
+                    y: "max pairwise W1 of rho_T / h",
                     log_x: false,
                     log_y: true,
                 };
@@ -242,11 +196,13 @@ impl Study {
                 for m in &r.methods {
                     say!(
                         text,
-                        "  {:<10} grid {:>4}  max pairwise L1 {:.3e} (blurred {:.3e})  max |grad U0 diff| {:.3e}  {:.0} s",
+                        "  {:<10} grid {:>4}  max pairwise W1 {:.3e} ({:.3} h)  L1 {:.3e}  grad U0: RMS {:.3e}, max on 5% support {:.3e}  {:.0} s",
                         m.method.name(),
                         m.grid,
+                        m.max_pairwise_w1,
+                        m.max_pairwise_w1 / m.cell_width,
                         m.max_pairwise_l1,
-                        m.max_pairwise_blurred_l1,
+                        m.max_pairwise_grad_u_rms,
                         m.max_pairwise_grad_u,
                         m.wall_time_s
                     );
@@ -402,4 +358,100 @@ impl Study {
         }
         Ok(StudyOutcome { summary, text })
     }
+}
+
+/// W1 (singular targets) or L1 to the dual's rho_T, and the error of J,
+/// against the grid.
+fn agreement_figure(r: &AgreementReport, methods: &[MethodKind], path: &Path) -> Result<()> {
+    let (distance, label) = if r.singular {
+        ("w1", "W1 of rho_T to dual / h")
+    } else {
+        ("l1", "L1 of rho_T to dual")
+    };
+    let points = |m: MethodKind, value: &dyn Fn(&AgreementRow) -> f64| -> Vec<(f64, f64)> {
+        r.rows
+            .iter()
+            .filter(|row| row.method == m)
+            .map(|row| (row.grid as f64, value(row)))
+            .collect()
+    };
+    let series: Vec<Series> = methods
+        .iter()
+        .filter(|m| **m != MethodKind::Dual)
+        .map(|&m| Series {
+            label: format!("{}: {label}", m.name()),
+            points: points(m, &|row| {
+                if distance == "w1" {
+                    row.w1_to_dual / row.cell_width
+                } else {
+                    row.l1_to_dual
+                }
+            }),
+        })
+        .chain(methods.iter().map(|&m| Series {
+            label: format!("{}: relative error of J", m.name()),
+            points: points(m, &|row| row.relative_error.unwrap_or(row.relative_to_dual)),
+        }))
+        .collect();
+    let title = format!("{}: agreement of the methods under refinement", r.case);
+    let axes = Axes {
+        title: &title,
+        x: "cells on the longest axis",
+        y: "distance",
+        log_x: true,
+        log_y: true,
+    };
+    chart::lines(&series, &axes, path)
+}
+
+/// The agreement table of one case, then its observed orders.
+fn agreement_table(r: &AgreementReport) -> String {
+    let mut text = String::new();
+    let metric = if r.singular {
+        "singular target: agreement in W1"
+    } else {
+        "absolutely continuous target: agreement in L1"
+    };
+    say!(text, "\n{} ({metric})\n", r.case);
+    say!(
+        text,
+        "| method | grid | J | rel. error | vs dual | W1 to dual | W1 / h | L1 to dual | sliced W1 | time (s) |"
+    );
+    say!(text, "|---|---|---|---|---|---|---|---|---|---|");
+    for row in &r.rows {
+        say!(
+            text,
+            "| {} | {} | {:.6} | {} | {:.2e} | {:.2e} | {:.3} | {:.2e} | {:.2e} | {:.1} |",
+            row.method.name(),
+            row.grid,
+            row.objective,
+            row.relative_error
+                .map_or("-".into(), |e| format!("{e:.2e}")),
+            row.relative_to_dual,
+            row.w1_to_dual,
+            row.w1_to_dual / row.cell_width,
+            row.l1_to_dual,
+            row.sliced_w1_to_dual,
+            row.wall_time_s
+        );
+    }
+    let order = |o: Option<f64>| o.map_or("-".into(), |v| format!("{v:.2}"));
+    say!(
+        text,
+        "\n| method | grids | order of J error | order of W1 | order of L1 |"
+    );
+    say!(text, "|---|---|---|---|---|");
+    for o in &r.orders {
+        say!(
+            text,
+            "| {} | {} -> {} | {} | {} | {} |",
+            o.method.name(),
+            o.from,
+            o.to,
+            order(o.objective),
+            order(o.w1),
+            order(o.l1)
+        );
+    }
+    text
 }

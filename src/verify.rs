@@ -20,6 +20,7 @@ use crate::mfg::{
     Observer, ParticleOptions, ParticleSolver, Solution, Solver, TerminalGuess,
 };
 use crate::problem::Problem;
+use crate::wasserstein::grid_w1;
 use ndarray::Array2;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -38,14 +39,19 @@ impl Progress for Silent {
 }
 
 /// Nodes where rho0 carries at least this fraction of its largest mass (1%:
-/// within 3 standard deviations of a Gaussian) are
-/// "the support of rho0" for the sup-distances of grad U.
+/// within 3 standard deviations of a Gaussian) start the traced agents.
 const SUPPORT_FLOOR: f64 = 1e-2;
 
-fn support(rho0: &Array2<f64>) -> Vec<(usize, usize)> {
+/// Nodes where rho0 carries at least this fraction of its largest mass (5%:
+/// within 2.4 standard deviations of a Gaussian) are where the sup-distance
+/// of grad U(., 0) is taken. Further out rho0 is too thin to pin phi* down,
+/// and the rho0-weighted RMS is the theory's norm there.
+const GRAD_SUPPORT_FLOOR: f64 = 5e-2;
+
+fn support(rho0: &Array2<f64>, floor: f64) -> Vec<(usize, usize)> {
     let top = rho0.iter().fold(0.0f64, |a, b| a.max(*b));
     rho0.indexed_iter()
-        .filter(|(_, m)| **m >= SUPPORT_FLOOR * top)
+        .filter(|(_, m)| **m >= floor * top)
         .map(|(ij, _)| ij)
         .collect()
 }
@@ -175,13 +181,18 @@ pub fn solve_from_random(
     }
 }
 
-/// Largest `|grad U_a(x, 0) - grad U_b(x, 0)|` over the support of rho0.
-fn grad_distance(a: &Solution, b: &Solution, nodes: &[(usize, usize)]) -> f64 {
+/// `|grad U_a(x, 0) - grad U_b(x, 0)|`: its largest value over `nodes` and
+/// its rho0-weighted RMS over the grid.
+fn grad_distances(a: &Solution, b: &Solution, nodes: &[(usize, usize)]) -> (f64, f64) {
     let (ga, gb) = (a.initial_gradient(), b.initial_gradient());
-    nodes
-        .iter()
-        .map(|&ij| (ga[0][ij] - gb[0][ij]).hypot(ga[1][ij] - gb[1][ij]))
-        .fold(0.0, f64::max)
+    let gap = |ij: (usize, usize)| (ga[0][ij] - gb[0][ij]).hypot(ga[1][ij] - gb[1][ij]);
+    let largest = nodes.iter().map(|&ij| gap(ij)).fold(0.0, f64::max);
+    let (mut weighted, mut mass) = (0.0, 0.0);
+    for (ij, &w) in a.rho0.indexed_iter() {
+        weighted += w * gap(ij).powi(2);
+        mass += w;
+    }
+    (largest, (weighted / mass).sqrt())
 }
 
 /// The spread of one method across random starts.
@@ -199,10 +210,19 @@ pub struct MethodSpread {
     pub max_pairwise_l1: f64,
     /// The same after a 5-point blur (grid-scale distance).
     pub max_pairwise_blurred_l1: f64,
-    /// Largest pairwise sup-distance of grad U(., 0) on the support of rho0.
+    /// Largest pairwise W1 of the terminal masses ([`grid_w1`]).
+    pub max_pairwise_w1: f64,
+    /// The grid's cell width h.
+    pub cell_width: f64,
+    /// Largest pairwise sup-distance of grad U(., 0) where rho0 holds at
+    /// least 5% of its peak.
     pub max_pairwise_grad_u: f64,
+    /// Largest pairwise rho0-weighted RMS distance of grad U(., 0).
+    pub max_pairwise_grad_u_rms: f64,
     /// `max_pairwise_l1` among the first n starts, for n = 2, 3, ...
     pub l1_by_starts: Vec<(usize, f64)>,
+    /// `max_pairwise_w1` among the first n starts.
+    pub w1_by_starts: Vec<(usize, f64)>,
     /// Wall time of all runs.
     pub wall_time_s: f64,
 }
@@ -218,8 +238,12 @@ pub struct UniquenessReport {
     pub seed: u64,
     /// Largest `max_pairwise_l1` over the methods.
     pub max_pairwise_l1: f64,
+    /// Largest `max_pairwise_w1` over the methods.
+    pub max_pairwise_w1: f64,
     /// Largest `max_pairwise_grad_u` over the methods.
     pub max_pairwise_grad_u: f64,
+    /// Largest `max_pairwise_grad_u_rms` over the methods.
+    pub max_pairwise_grad_u_rms: f64,
     /// One entry per method.
     pub methods: Vec<MethodSpread>,
 }
@@ -264,19 +288,22 @@ pub fn uniqueness(
             ));
             runs.push(s);
         }
-        let nodes = support(&runs[0].rho0);
-        let (mut l1, mut blurred, mut grad) = (0.0f64, 0.0f64, 0.0f64);
-        let mut l1_by_starts = Vec::new();
+        let nodes = support(&runs[0].rho0, GRAD_SUPPORT_FLOOR);
+        let (mut l1, mut blurred, mut w1) = (0.0f64, 0.0f64, 0.0f64);
+        let (mut grad, mut grad_rms) = (0.0f64, 0.0f64);
+        let (mut l1_by_starts, mut w1_by_starts) = (Vec::new(), Vec::new());
         for b in 1..runs.len() {
             for a in 0..b {
-                l1 = l1.max(l1_distance(&runs[a].rho_terminal, &runs[b].rho_terminal));
-                blurred = blurred.max(blurred_l1_distance(
-                    &runs[a].rho_terminal,
-                    &runs[b].rho_terminal,
-                ));
-                grad = grad.max(grad_distance(&runs[a], &runs[b], &nodes));
+                let (ra, rb) = (&runs[a].rho_terminal, &runs[b].rho_terminal);
+                l1 = l1.max(l1_distance(ra, rb));
+                blurred = blurred.max(blurred_l1_distance(ra, rb));
+                w1 = w1.max(grid_w1(&grid, ra, rb)?);
+                let (sup, rms) = grad_distances(&runs[a], &runs[b], &nodes);
+                grad = grad.max(sup);
+                grad_rms = grad_rms.max(rms);
             }
             l1_by_starts.push((b + 1, l1));
+            w1_by_starts.push((b + 1, w1));
         }
         methods.push(MethodSpread {
             method,
@@ -285,8 +312,12 @@ pub fn uniqueness(
             converged: runs.iter().map(|s| s.diagnostics.converged).collect(),
             max_pairwise_l1: l1,
             max_pairwise_blurred_l1: blurred,
+            max_pairwise_w1: w1,
+            cell_width: grid.h,
             max_pairwise_grad_u: grad,
+            max_pairwise_grad_u_rms: grad_rms,
             l1_by_starts,
+            w1_by_starts,
             wall_time_s: clock.elapsed().as_secs_f64(),
         });
     }
@@ -298,9 +329,17 @@ pub fn uniqueness(
             .iter()
             .map(|m| m.max_pairwise_l1)
             .fold(0.0, f64::max),
+        max_pairwise_w1: methods
+            .iter()
+            .map(|m| m.max_pairwise_w1)
+            .fold(0.0, f64::max),
         max_pairwise_grad_u: methods
             .iter()
             .map(|m| m.max_pairwise_grad_u)
+            .fold(0.0, f64::max),
+        max_pairwise_grad_u_rms: methods
+            .iter()
+            .map(|m| m.max_pairwise_grad_u_rms)
             .fold(0.0, f64::max),
         methods,
     })
@@ -732,6 +771,11 @@ pub struct AgreementRow {
     pub blurred_l1_to_dual: f64,
     /// Sliced W1 distance (16 directions) to the dual solver's terminal masses.
     pub sliced_w1_to_dual: f64,
+    /// W1 distance to the dual solver's terminal masses on the grid
+    /// ([`grid_w1`]): the metric of agreement on singular targets.
+    pub w1_to_dual: f64,
+    /// The grid's cell width h.
+    pub cell_width: f64,
     /// Kinetic energy.
     pub kinetic_energy: f64,
     /// Terminal cost.
@@ -742,15 +786,83 @@ pub struct AgreementRow {
     pub wall_time_s: f64,
 }
 
+/// Observed orders of one method between two successive grids:
+/// `log(e_coarse / e_fine) / log(n_fine / n_coarse)`.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderRow {
+    /// The method.
+    pub method: MethodKind,
+    /// The coarse grid.
+    pub from: usize,
+    /// The fine grid.
+    pub to: usize,
+    /// Order of the error of J (against the closed form, or the dual's J
+    /// on the finest grid where there is none); `None` for the reference.
+    pub objective: Option<f64>,
+    /// Order of the W1 distance to the dual solver's rho_T.
+    pub w1: Option<f64>,
+    /// Order of the L1 distance to it.
+    pub l1: Option<f64>,
+}
+
 /// Agreement study of one case.
 #[derive(Debug, Clone, Serialize)]
 pub struct AgreementReport {
     /// The case.
     pub case: String,
+    /// Whether the target is singular (agreement is then measured in W1).
+    pub singular: bool,
     /// Closed-form objective, if any.
     pub exact_objective: Option<f64>,
     /// One row per method and grid.
     pub rows: Vec<AgreementRow>,
+    /// Observed orders between successive grids.
+    pub orders: Vec<OrderRow>,
+}
+
+/// The order of decay from `coarse` to `fine` over the refinement `ratio`
+/// (`None` where either error is zero or not finite).
+fn observed_order(coarse: f64, fine: f64, ratio: f64) -> Option<f64> {
+    let order = (coarse / fine).ln() / ratio.ln();
+    (coarse > 0.0 && fine > 0.0 && order.is_finite()).then_some(order)
+}
+
+/// Observed orders of every method between successive grids of `rows`.
+fn orders(rows: &[AgreementRow], methods: &[MethodKind], exact: Option<f64>) -> Vec<OrderRow> {
+    // without a closed form, J is measured against the dual's on the finest grid
+    let finest = rows.iter().map(|r| r.grid).max().unwrap_or(0);
+    let reference = exact.or_else(|| {
+        rows.iter()
+            .find(|r| r.grid == finest && r.method == MethodKind::Dual)
+            .map(|r| r.objective)
+    });
+    let mut out = Vec::new();
+    for &method in methods {
+        let mine: Vec<&AgreementRow> = rows.iter().filter(|r| r.method == method).collect();
+        for pair in mine.windows(2) {
+            let (c, f) = (pair[0], pair[1]);
+            let ratio = f.grid as f64 / c.grid as f64;
+            let is_reference = method == MethodKind::Dual;
+            let j_error = |r: &AgreementRow| reference.map(|j| (r.objective - j).abs());
+            let objective = match (j_error(c), j_error(f)) {
+                (Some(a), Some(b)) => observed_order(a, b, ratio),
+                _ => None,
+            };
+            out.push(OrderRow {
+                method,
+                from: c.grid,
+                to: f.grid,
+                objective,
+                w1: (!is_reference)
+                    .then(|| observed_order(c.w1_to_dual, f.w1_to_dual, ratio))
+                    .flatten(),
+                l1: (!is_reference)
+                    .then(|| observed_order(c.l1_to_dual, f.l1_to_dual, ratio))
+                    .flatten(),
+            });
+        }
+    }
+    out
 }
 
 /// Solves the case with the dual solver and each other method on each grid
@@ -786,25 +898,30 @@ pub fn agreement(
                 l1_to_dual: l1_distance(&s.rho_terminal, &reference.rho_terminal),
                 blurred_l1_to_dual: blurred_l1_distance(&s.rho_terminal, &reference.rho_terminal),
                 sliced_w1_to_dual: sliced_w1(&grid, &s.rho_terminal, &reference.rho_terminal, 16),
+                w1_to_dual: grid_w1(&grid, &s.rho_terminal, &reference.rho_terminal)?,
+                cell_width: grid.h,
                 kinetic_energy: d.kinetic_energy,
                 terminal_cost: d.terminal_cost,
                 converged: d.converged,
                 wall_time_s: d.wall_time_s,
             };
             progress.observe(&format!(
-                "{} @{cells}: J {:.6} (vs dual {:.2e}), L1 to dual {:.2e}, sliced W1 {:.2e}",
+                "{} @{cells}: J {:.6} (vs dual {:.2e}), W1 to dual {:.2e} = {:.2} h, L1 {:.2e}",
                 method.name(),
                 row.objective,
                 row.relative_to_dual,
+                row.w1_to_dual,
+                row.w1_to_dual / grid.h,
                 row.l1_to_dual,
-                row.sliced_w1_to_dual
             ));
             rows.push(row);
         }
     }
     Ok(AgreementReport {
         case: case.name.into(),
+        singular: case.problem.target.is_singular(case.problem.dim),
         exact_objective: exact,
+        orders: orders(&rows, methods, exact),
         rows,
     })
 }

@@ -227,7 +227,14 @@ impl EulerianOptions {
             1,
         )?;
         courant("solver.hj.cfl", o.hj.cfl)?;
-        courant("solver.transport.cfl", o.transport.cfl)
+        match o.transport {
+            crate::transport::Transport::FiniteVolume(fv) => {
+                courant("solver.transport.cfl", fv.cfl)
+            }
+            crate::transport::Transport::SemiLagrangian(sl) => {
+                require_positive("solver.transport.courant", sl.courant).map(drop)
+            }
+        }
     }
 }
 
@@ -322,7 +329,7 @@ mod tests {
             (MethodKind::Eulerian, "slices = 3", "solver.slices"),
             (
                 MethodKind::Eulerian,
-                "transport = { cfl = 0.9 }",
+                "transport = { kind = \"finite-volume\", cfl = 0.9 }",
                 "solver.transport.cfl",
             ),
             (MethodKind::Particles, "max_step = 0.0", "solver.max_step"),
@@ -350,5 +357,21 @@ mod tests {
         assert!(
             Method::configure(MethodKind::Eulerian, &table("hj = { sceme = \"eno2\" }")).is_err()
         );
+        // the transport is an enum by `kind`; an option its scheme ignores is refused
+        use crate::transport::{FvScheme, Transport};
+        let fv = "transport = { kind = \"finite-volume\", scheme = \"upwind\" }";
+        let Method::Eulerian(o) = Method::configure(MethodKind::Eulerian, &table(fv)).unwrap()
+        else {
+            panic!("an Eulerian method")
+        };
+        let Transport::FiniteVolume(fv) = o.transport else {
+            panic!("finite volumes chosen")
+        };
+        assert_eq!(fv.scheme, FvScheme::Upwind);
+        let sl = "transport = { kind = \"semi-lagrangian\", cfl = 0.3 }";
+        let msg = Method::configure(MethodKind::Eulerian, &table(sl))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("cfl"), "{msg}");
     }
 }

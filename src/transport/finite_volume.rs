@@ -28,7 +28,7 @@ pub enum FvScheme {
 }
 
 /// Options of the finite-volume solver.
-#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FvOptions {
     /// Reconstruction.

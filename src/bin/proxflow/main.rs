@@ -45,10 +45,15 @@ enum Command {
         #[arg(long)]
         grid: Option<usize>,
         /// Solver: `dual` (exact characteristics, dual ascent), `eulerian`
-        /// (finite-difference HJ + finite-volume continuity, fictitious play)
-        /// or `particles` (agents relaxing to their characteristic relation).
+        /// (finite-difference HJ + semi-Lagrangian or finite-volume
+        /// continuity, fictitious play) or `particles` (agents relaxing to
+        /// their characteristic relation).
         #[arg(long, default_value = "dual", value_parser = ["dual", "eulerian", "particles"])]
         method: String,
+        /// Continuity scheme of the eulerian method (default
+        /// `semi-lagrangian`; overrides the config's `solver.transport.kind`).
+        #[arg(long, value_parser = ["semi-lagrangian", "finite-volume"])]
+        transport: Option<String>,
         /// Iterations at most.
         #[arg(long)]
         max_iterations: Option<usize>,
@@ -145,6 +150,7 @@ fn run(cli: Cli) -> Result<()> {
             config,
             grid,
             method,
+            transport,
             max_iterations,
             tolerance,
             out,
@@ -179,7 +185,13 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 (None, None) => unreachable!("clap requires --case or --config"),
             };
-            let method = chosen_method(&method, &settings, max_iterations, tolerance)?;
+            let method = chosen_method(
+                &method,
+                &settings,
+                transport.as_deref(),
+                max_iterations,
+                tolerance,
+            )?;
             let (_, summary) = solve_and_write(&job, &method, &out, !no_plot)?;
             print!("{}", summary.table());
             println!("  wrote {}", out.display());
@@ -199,7 +211,13 @@ fn run(cli: Cli) -> Result<()> {
                 cells: grid,
                 exact: None,
             };
-            let method = chosen_method("dual", &toml::Table::new(), Some(max_iterations), None)?;
+            let method = chosen_method(
+                "dual",
+                &toml::Table::new(),
+                None,
+                Some(max_iterations),
+                None,
+            )?;
             // the neural half's settings are checked before the grid solve
             let mut config = proxflow::compare::train_config_for(&c.problem, "pinwheel")?;
             config.iterations = iterations;

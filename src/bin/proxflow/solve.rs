@@ -62,14 +62,34 @@ pub fn solve_and_write(
 }
 
 /// The method named on the command line, with a config's `[solver]` table
-/// and the `--max-iterations` and `--tolerance` flags over its defaults.
+/// and the `--transport`, `--max-iterations` and `--tolerance` flags over
+/// its defaults.
 pub fn chosen_method(
     name: &str,
     settings: &toml::Table,
+    transport: Option<&str>,
     max_iterations: Option<usize>,
     tolerance: Option<f64>,
 ) -> Result<Method> {
-    let mut method = Method::configure(MethodKind::parse(name)?, settings)?;
+    let kind = MethodKind::parse(name)?;
+    let mut settings = settings.clone();
+    if let Some(t) = transport {
+        if kind != MethodKind::Eulerian {
+            return Err(Error::invalid(
+                "--transport",
+                t,
+                &format!("only the eulerian method transports a density; `{kind}` does not"),
+            ));
+        }
+        // the flag picks the scheme; the config's options for it still apply
+        let mut table = match settings.remove("transport") {
+            Some(toml::Value::Table(t)) => t,
+            _ => toml::Table::new(),
+        };
+        table.insert("kind".into(), toml::Value::String(t.into()));
+        settings.insert("transport".into(), toml::Value::Table(table));
+    }
+    let mut method = Method::configure(kind, &settings)?;
     if let Some(n) = max_iterations {
         if n == 0 {
             return Err(Error::invalid("--max-iterations", n, "must be at least 1"));

@@ -33,8 +33,11 @@ pub struct ValidateArgs {
 struct Plan {
     closed_forms: Vec<(&'static str, Vec<usize>)>,
     scaling: Vec<(&'static str, Vec<usize>)>,
+    agreement_cases: Vec<&'static str>,
     agreement_grids: Vec<usize>,
+    /// Starts, the dual's grid and the other methods' grid.
     uniqueness: (usize, usize, usize),
+    uniqueness_cases: Vec<&'static str>,
     straightness_grids: Vec<usize>,
     ill_posed_grids: Vec<usize>,
     ill_posed_alphas: Vec<f64>,
@@ -64,8 +67,10 @@ impl Plan {
                     ("shift-2d", vec![32, 64, 128, 256]),
                     ("pinwheel-2d", vec![64, 128, 256]),
                 ],
+                agreement_cases: vec!["dirac-2d", "line-2d"],
                 agreement_grids: vec![32, 64],
                 uniqueness: (3, 64, 32),
+                uniqueness_cases: vec!["line-2d"],
                 straightness_grids: vec![32, 64],
                 ill_posed_grids: vec![32, 64],
                 ill_posed_alphas: vec![0.5, 0.05, 0.005],
@@ -91,8 +96,16 @@ impl Plan {
                     ("shift-2d", vec![64, 128, 256, 512]),
                     ("pinwheel-2d", vec![128, 256, 512]),
                 ],
-                agreement_grids: vec![32, 64, 128],
-                uniqueness: (10, 128, 64),
+                agreement_cases: vec![
+                    "dirac-2d",
+                    "line-2d",
+                    "shift-2d",
+                    "shift-near-2d",
+                    "pinwheel-2d",
+                ],
+                agreement_grids: vec![32, 64, 128, 256],
+                uniqueness: (10, 128, 128),
+                uniqueness_cases: vec!["line-2d", "pinwheel-2d"],
                 straightness_grids: vec![32, 64, 128],
                 ill_posed_grids: vec![32, 64, 128, 256],
                 ill_posed_alphas: vec![0.5, 0.1, 0.01, 0.001],
@@ -162,6 +175,43 @@ fn collect_figures(
         out.push(format!("figures/{file}"));
     }
     Ok(out)
+}
+
+/// One table per case of the agreement study (W1 is the metric on singular
+/// targets, L1 on the others), then its observed orders.
+fn agreement_section(summary: &Value) -> String {
+    let mut out = String::new();
+    for r in summary.as_array().cloned().unwrap_or_default() {
+        let rows = |k: &str| r[k].as_array().cloned().unwrap_or_default();
+        let metric = if r["singular"].as_bool() == Some(true) {
+            "singular target: agreement in W1"
+        } else {
+            "absolutely continuous target: agreement in L1"
+        };
+        out.push_str(&format!(
+            "### {} ({metric})\n\n{}\n{}\n",
+            number(&r["case"]),
+            table(
+                &rows("rows"),
+                &[
+                    "method",
+                    "grid",
+                    "cell_width",
+                    "objective",
+                    "relative_error",
+                    "relative_to_dual",
+                    "w1_to_dual",
+                    "l1_to_dual",
+                    "wall_time_s"
+                ]
+            ),
+            table(
+                &rows("orders"),
+                &["method", "from", "to", "objective", "w1", "l1"]
+            )
+        ));
+    }
+    out
 }
 
 fn images(paths: &[String]) -> String {
@@ -278,34 +328,39 @@ pub fn run(args: ValidateArgs) -> Result<()> {
     );
 
     // 2-5. The verification studies (the same code as `proxflow verify`).
-    let studies: Vec<(&str, &str, &str, Study)> = vec![
-        (
-            "agreement",
-            "agreement",
-            "2. Agreement of the three grid methods (line-2d)",
-            Study::Agreement {
-                case: "line-2d".into(),
-                grids: plan.agreement_grids.clone(),
-                methods: MethodKind::ALL.to_vec(),
-            },
+    let mut studies: Vec<(&str, String, String, Study)> = vec![(
+        "agreement",
+        "agreement".into(),
+        format!(
+            "2. Agreement of the three grid methods ({})",
+            plan.agreement_cases.join(", ")
         ),
-        (
+        Study::Agreement {
+            cases: plan.agreement_cases.iter().map(|c| c.to_string()).collect(),
+            grids: plan.agreement_grids.clone(),
+            methods: MethodKind::ALL.to_vec(),
+        },
+    )];
+    for case in &plan.uniqueness_cases {
+        studies.push((
             "uniqueness",
-            "uniqueness",
-            "3. Uniqueness from random starts (line-2d)",
+            format!("uniqueness-{case}"),
+            format!("3. Uniqueness from random starts ({case})"),
             Study::Uniqueness {
-                case: "line-2d".into(),
+                case: case.to_string(),
                 grid: plan.uniqueness.1,
                 coarse_grid: plan.uniqueness.2,
                 starts: plan.uniqueness.0,
                 methods: MethodKind::ALL.to_vec(),
                 seed: 0,
             },
-        ),
+        ));
+    }
+    studies.extend([
         (
             "straightness",
-            "straightness",
-            "4. Straight characteristics (pinwheel-2d)",
+            "straightness".into(),
+            "4. Straight characteristics (pinwheel-2d)".into(),
             Study::Straightness {
                 case: "pinwheel-2d".into(),
                 grids: plan.straightness_grids.clone(),
@@ -316,8 +371,8 @@ pub fn run(args: ValidateArgs) -> Result<()> {
         ),
         (
             "ill_posed",
-            "ill-posed",
-            "5. Ill-posedness without either proximal (line-2d)",
+            "ill-posed".into(),
+            "5. Ill-posedness without either proximal (line-2d)".into(),
             Study::IllPosed {
                 case: "line-2d".into(),
                 grids: plan.ill_posed_grids.clone(),
@@ -327,29 +382,46 @@ pub fn run(args: ValidateArgs) -> Result<()> {
                 starts: plan.no_w2.1,
             },
         ),
-    ];
-    for (k, (key, folder, title, study)) in studies.into_iter().enumerate() {
-        announce(&format!("[{}/8] {title}", k + 2));
-        let dir = runs.join(folder);
+    ]);
+    for (key, folder, title, study) in studies {
+        announce(&title);
+        let dir = runs.join(&folder);
         let summary = study.run(&dir, &mut Quiet)?.summary;
         report.push_str(&format!("## {title}\n\n"));
         let rows = |k: &str| summary[k].as_array().cloned().unwrap_or_default();
         report.push_str(&match key {
-            "agreement" => table(&rows("rows"), &["method", "grid", "objective", "relative_error", "l1_to_dual", "sliced_w1_to_dual", "kinetic_energy"]),
-            "uniqueness" => format!("Largest pairwise L1 of rho_T: {}, of grad U(., 0) on the support of rho0: {} ({} starts).\n\n{}",
-                number(&summary["max_pairwise_l1"]), number(&summary["max_pairwise_grad_u"]), number(&summary["starts"]),
-                table(&rows("methods"), &["method", "grid", "max_pairwise_l1", "max_pairwise_blurred_l1", "max_pairwise_grad_u", "wall_time_s"])),
+            "agreement" => agreement_section(&summary),
+            "uniqueness" => format!("Largest pairwise W1 of rho_T: {}, L1: {}; grad U(., 0): rho0-weighted RMS {}, max where rho0 >= 5% of its peak {} ({} starts).\n\n{}",
+                number(&summary["max_pairwise_w1"]), number(&summary["max_pairwise_l1"]), number(&summary["max_pairwise_grad_u_rms"]), number(&summary["max_pairwise_grad_u"]), number(&summary["starts"]),
+                table(&rows("methods"), &["method", "grid", "cell_width", "max_pairwise_w1", "max_pairwise_l1", "max_pairwise_grad_u_rms", "max_pairwise_grad_u", "wall_time_s"])),
             "straightness" => table(&rows("rows"), &["method", "grid", "agents", "straightness_median", "straightness_p99", "speed_violation_fraction", "max_speed", "speed_bound"]),
             _ => format!("Without W1 (rows with L = inf) the Lipschitz constant of U(., T) grows with order {} in 1/h.\n\n{}\nWithout W2 (particles, random starts):\n\n{}",
                 number(&summary["lipschitz_growth_order"]),
                 table(&rows("rows"), &["grid", "lipschitz_bound", "lipschitz_terminal", "objective", "kinetic_energy", "max_speed"]),
                 table(&rows("no_w2"), &["alpha", "starts", "trajectory_spread", "terminal_spread", "objective"])),
         });
-        report.push_str(&format!(
-            "\n{}\n",
-            images(&collect_figures(&dir, &figures, key, |_| true)?)
-        ));
-        results.insert(key.into(), summary);
+        let shown = if key == "agreement" {
+            let mut all = Vec::new();
+            for case in &plan.agreement_cases {
+                let name = format!("agreement-{case}");
+                all.extend(collect_figures(&dir.join(case), &figures, &name, |_| true)?);
+            }
+            all
+        } else {
+            let name = if key == "uniqueness" {
+                folder.as_str()
+            } else {
+                key
+            };
+            collect_figures(&dir, &figures, name, |_| true)?
+        };
+        report.push_str(&format!("\n{}\n", images(&shown)));
+        let entry = if key == "uniqueness" {
+            folder.clone()
+        } else {
+            key.into()
+        };
+        results.insert(entry, summary);
     }
 
     // 6. Neural against exact.

@@ -22,13 +22,20 @@ pub enum StudyArgs {
         #[arg(long, default_value = "out/verify-scaling")]
         out: PathBuf,
     },
-    /// The three methods against each other (and the closed form) under refinement.
+    /// The three methods against each other (and the closed form) under
+    /// refinement: J, W1 and L1 of rho_T to the dual's, observed orders
+    /// (writes summary.json, and per case a folder with its own and
+    /// agreement.png).
     Agreement {
-        /// Built-in case.
-        #[arg(long, default_value = "line-2d")]
-        case: String,
+        /// Built-in cases (comma-separated; default: every 2-D case).
+        #[arg(
+            long = "case",
+            default_value = "dirac-2d,line-2d,shift-2d,shift-near-2d,pinwheel-2d",
+            value_delimiter = ','
+        )]
+        cases: Vec<String>,
         /// Grids (comma-separated cells on the longest axis).
-        #[arg(long, default_value = "32,64,128", value_delimiter = ',')]
+        #[arg(long, default_value = "32,64,128,256", value_delimiter = ',')]
         grids: Vec<usize>,
         /// Methods (the dual solver is always the reference).
         #[arg(long, default_value = "dual,eulerian,particles", value_delimiter = ',')]
@@ -45,8 +52,8 @@ pub enum StudyArgs {
         /// Cells of the dual solver's grid.
         #[arg(long, default_value_t = 128)]
         grid: usize,
-        /// Cells of the Eulerian and particle solvers' grid (slower methods).
-        #[arg(long, default_value_t = 64)]
+        /// Cells of the Eulerian and particle solvers' grid.
+        #[arg(long, default_value_t = 128)]
         coarse_grid: usize,
         /// Random starts per method.
         #[arg(long, default_value_t = 10)]
@@ -119,13 +126,13 @@ impl StudyArgs {
         Ok(match self {
             StudyArgs::Scaling { case, grids, out } => (Study::Scaling { case, grids }, out),
             StudyArgs::Agreement {
-                case,
+                cases,
                 grids,
                 methods,
                 out,
             } => (
                 Study::Agreement {
-                    case,
+                    cases,
                     grids,
                     methods: kinds(&methods)?,
                 },
