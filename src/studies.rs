@@ -404,6 +404,15 @@ fn agreement_figure(r: &AgreementReport, methods: &[MethodKind], path: &Path) ->
     chart::lines(&series, &axes, path)
 }
 
+/// A markdown table: the header, then one line per row of cells.
+fn markdown_table(text: &mut String, header: &[&str], rows: impl Iterator<Item = Vec<String>>) {
+    say!(text, "| {} |", header.join(" | "));
+    say!(text, "|{}", "---|".repeat(header.len()));
+    for cells in rows {
+        say!(text, "| {} |", cells.join(" | "));
+    }
+}
+
 /// The agreement table of one case, then its observed orders.
 fn agreement_table(r: &AgreementReport) -> String {
     let mut text = String::new();
@@ -413,45 +422,52 @@ fn agreement_table(r: &AgreementReport) -> String {
         "absolutely continuous target: agreement in L1"
     };
     say!(text, "\n{} ({metric})\n", r.case);
-    say!(
-        text,
-        "| method | grid | J | rel. error | vs dual | W1 to dual | W1 / h | L1 to dual | sliced W1 | time (s) |"
-    );
-    say!(text, "|---|---|---|---|---|---|---|---|---|---|");
-    for row in &r.rows {
-        say!(
-            text,
-            "| {} | {} | {:.6} | {} | {:.2e} | {:.2e} | {:.3} | {:.2e} | {:.2e} | {:.1} |",
-            row.method.name(),
-            row.grid,
-            row.objective,
+    let header = [
+        "method",
+        "grid",
+        "J",
+        "rel. error",
+        "vs dual",
+        "W1 to dual",
+        "W1 / h",
+        "L1 to dual",
+        "sliced W1",
+        "time (s)",
+    ];
+    let rows = r.rows.iter().map(|row| {
+        vec![
+            row.method.name().to_string(),
+            row.grid.to_string(),
+            format!("{:.6}", row.objective),
             row.relative_error
                 .map_or("-".into(), |e| format!("{e:.2e}")),
-            row.relative_to_dual,
-            row.w1_to_dual,
-            row.w1_to_dual / row.cell_width,
-            row.l1_to_dual,
-            row.sliced_w1_to_dual,
-            row.wall_time_s
-        );
-    }
+            format!("{:.2e}", row.relative_to_dual),
+            format!("{:.2e}", row.w1_to_dual),
+            format!("{:.3}", row.w1_to_dual / row.cell_width),
+            format!("{:.2e}", row.l1_to_dual),
+            format!("{:.2e}", row.sliced_w1_to_dual),
+            format!("{:.1}", row.wall_time_s),
+        ]
+    });
+    markdown_table(&mut text, &header, rows);
     let order = |o: Option<f64>| o.map_or("-".into(), |v| format!("{v:.2}"));
-    say!(
-        text,
-        "\n| method | grids | order of J error | order of W1 | order of L1 |"
-    );
-    say!(text, "|---|---|---|---|---|");
-    for o in &r.orders {
-        say!(
-            text,
-            "| {} | {} -> {} | {} | {} | {} |",
-            o.method.name(),
-            o.from,
-            o.to,
+    say!(text, "");
+    let header = [
+        "method",
+        "grids",
+        "order of J error",
+        "order of W1",
+        "order of L1",
+    ];
+    let rows = r.orders.iter().map(|o| {
+        vec![
+            o.method.name().to_string(),
+            format!("{} -> {}", o.from, o.to),
             order(o.objective),
             order(o.w1),
-            order(o.l1)
-        );
-    }
+            order(o.l1),
+        ]
+    });
+    markdown_table(&mut text, &header, rows);
     text
 }

@@ -31,9 +31,11 @@ use crate::grid::{Grid, blur, l1_distance, normalise_mass};
 use crate::hj::finite_difference::{FdOptions, solve_backward};
 use crate::par::Parallelism;
 use crate::problem::Problem;
-use crate::transport::Transport;
 use crate::transport::finite_volume::{advance_faces, face_velocities};
-use crate::transport::semi_lagrangian::{self, Deposits, FootRule, HopfLax, Rk2, ValueSlab};
+use crate::transport::semi_lagrangian::{
+    self, Deposits, FootRule, HopfLax, Rk2, SlOptions, ValueSlab,
+};
+use crate::transport::{FvOptions, Transport};
 use ndarray::Array2;
 
 /// Options of the Eulerian solver.
@@ -169,8 +171,10 @@ pub fn sweep(
 ) -> Sweep {
     let values = backward(grid, phi, problem, o);
     match o.transport {
-        Transport::SemiLagrangian(_) => forward_semi_lagrangian(grid, rho0, values, problem, o),
-        Transport::FiniteVolume(_) => forward_finite_volume(grid, rho0, values, problem, o),
+        Transport::SemiLagrangian(sl) => {
+            forward_semi_lagrangian(grid, rho0, values, problem, (sl, o.slices), o.parallelism)
+        }
+        Transport::FiniteVolume(fv) => forward_finite_volume(grid, rho0, values, problem, &fv),
     }
 }
 
@@ -188,12 +192,10 @@ fn forward_semi_lagrangian(
     rho0: &Array2<f64>,
     values: Vec<Array2<f64>>,
     problem: &Problem,
-    o: &EulerianOptions,
+    (sl, slices): (SlOptions, usize),
+    parallelism: Parallelism,
 ) -> Sweep {
-    let Transport::SemiLagrangian(sl) = o.transport else {
-        unreachable!("called for the semi-Lagrangian transport")
-    };
-    let dt = problem.horizon / o.slices as f64;
+    let dt = problem.horizon / slices as f64;
     // the fastest agent: at the speed bound, or as steep as U gets
     let speed = problem.lipschitz.unwrap_or_else(|| {
         values
@@ -201,69 +203,65 @@ fn forward_semi_lagrangian(
             .map(|u| grid.steepest_slope(u))
             .fold(0.0, f64::max)
     }) / problem.alpha;
-    let stride = sl.slices_per_step(o.slices, dt, speed, grid.h);
+    let stride = sl.slices_per_step(slices, dt, speed, grid.h);
     let tau = stride as f64 * dt;
     let floor = speed_floor(rho0);
-    let mut densities = vec![rho0.clone()];
-    let mut momenta = Vec::with_capacity(o.slices + 1);
-    let mut momentum_weights = Vec::with_capacity(o.slices + 1);
-    let (mut kinetic, mut max_speed) = (0.0, 0.0f64);
-    for k in (0..o.slices).step_by(stride) {
+    let mut out = Sweep {
+        densities: vec![rho0.clone()],
+        momenta: Vec::with_capacity(slices + 1),
+        momentum_weights: Vec::with_capacity(slices + 1),
+        kinetic: 0.0,
+        max_speed: 0.0,
+        values,
+    };
+    for k in (0..slices).step_by(stride) {
         let mut end = grid.zeros();
         let mut inside = vec![grid.zeros(); stride - 1];
         let deposits = Deposits {
             end: &mut end,
             inside: &mut inside,
         };
-        let (rho, alpha, par) = (&densities[k], problem.alpha, o.parallelism);
+        let (rho, alpha, par) = (&out.densities[k], problem.alpha, parallelism);
         let step = match sl.foot {
             FootRule::HopfLax => {
-                let rule = HopfLax::new(grid, &values[k + stride], alpha);
+                let rule = HopfLax::new(grid, &out.values[k + stride], alpha);
                 semi_lagrangian::advance(grid, rho, &rule, alpha, tau, floor, deposits, par)
             }
             FootRule::Rk2 => {
                 let slab = ValueSlab {
-                    start: &values[k],
-                    middle: &values[k + stride / 2],
+                    start: &out.values[k],
+                    middle: &out.values[k + stride / 2],
                     alpha,
                 };
                 semi_lagrangian::advance(grid, rho, &Rk2(slab), alpha, tau, floor, deposits, par)
             }
         };
-        kinetic += step.kinetic;
-        max_speed = max_speed.max(step.max_speed);
-        momenta.push(step.momentum);
-        momentum_weights.push(tau);
+        out.kinetic += step.kinetic;
+        out.max_speed = out.max_speed.max(step.max_speed);
+        out.momenta.push(step.momentum);
+        out.momentum_weights.push(tau);
         for _ in 1..stride {
-            momenta.push([grid.zeros(), grid.zeros()]);
-            momentum_weights.push(0.0);
+            out.momenta.push([grid.zeros(), grid.zeros()]);
+            out.momentum_weights.push(0.0);
         }
-        densities.extend(inside);
-        densities.push(end);
+        out.densities.extend(inside);
+        out.densities.push(end);
     }
-    momenta.push([grid.zeros(), grid.zeros()]);
-    momentum_weights.push(0.0);
-    Sweep {
-        values,
-        densities,
-        momenta,
-        momentum_weights,
-        kinetic,
-        max_speed,
-    }
+    out.momenta.push([grid.zeros(), grid.zeros()]);
+    out.momentum_weights.push(0.0);
+    out
 }
 
+/// One finite-volume step per slice, with the velocity averaged over the
+/// slice's two levels.
 fn forward_finite_volume(
     grid: &Grid,
     rho0: &Array2<f64>,
     values: Vec<Array2<f64>>,
     problem: &Problem,
-    o: &EulerianOptions,
+    fv: &FvOptions,
 ) -> Sweep {
-    let Transport::FiniteVolume(fv) = o.transport else {
-        unreachable!("called for finite volumes")
-    };
-    let m = o.slices;
+    let m = values.len() - 1;
     let dt = problem.horizon / m as f64;
     let grads: Vec<_> = values.iter().map(|u| grid.gradient(u)).collect();
     let faces: Vec<_> = values
@@ -282,7 +280,7 @@ fn forward_finite_volume(
         let mut rho = densities[k].clone();
         let (f0, f1) = (&faces[k], &faces[k + 1]);
         let vf = [(&f0[0] + &f1[0]) * 0.5, (&f0[1] + &f1[1]) * 0.5];
-        advance_faces(grid, &mut rho, &vf, dt, &fv);
+        advance_faces(grid, &mut rho, &vf, dt, fv);
         for (((i, j), &a), &b) in densities[k].indexed_iter().zip(rho.iter()) {
             let speed2 = v[0][[i, j]].powi(2) + v[1][[i, j]].powi(2);
             kinetic += dt * 0.5 * problem.alpha * speed2 * 0.5 * (a + b);

@@ -443,6 +443,23 @@ mod tests {
         g
     }
 
+    /// One step of `m` under `rule`, deposited at the step's end only.
+    fn step_to_end(
+        grid: &Grid,
+        m: &Array2<f64>,
+        rule: &impl Foot,
+        alpha: f64,
+        dt: f64,
+    ) -> Array2<f64> {
+        let mut out = grid.zeros();
+        let deposits = Deposits {
+            end: &mut out,
+            inside: &mut [],
+        };
+        advance(grid, m, rule, alpha, dt, 0.0, deposits, Parallelism::Rayon);
+        out
+    }
+
     #[test]
     fn mass_is_conserved_to_round_off_and_stays_non_negative() {
         let grid = Grid::on_box(&[-4.0, -4.0], &[4.0, 4.0], 48).unwrap();
@@ -497,21 +514,7 @@ mod tests {
         let mut m = grid.zeros();
         m[[8, 8]] = 0.5;
         m[[9, 8]] = 0.5;
-        let mut out = grid.zeros();
-        let deposits = Deposits {
-            end: &mut out,
-            inside: &mut [],
-        };
-        advance(
-            &grid,
-            &m,
-            &Rk2(slab),
-            0.5,
-            0.25,
-            0.0,
-            deposits,
-            Parallelism::Sequential,
-        );
+        let out = step_to_end(&grid, &m, &Rk2(slab), 0.5, 0.25);
         assert!((out[[8, 8]] - 1.0).abs() < 1e-12, "{}", out[[8, 8]]);
     }
 
@@ -535,27 +538,12 @@ mod tests {
             let mut m = gaussian(&grid, [0.3, -0.2], 0.7);
             let steps = 20;
             let dt = 1.0 / steps as f64;
-            let mut out = grid.zeros();
             for k in 0..steps {
                 let field = Collapse {
                     t0: k as f64 * dt,
                     dt,
                 };
-                let deposits = Deposits {
-                    end: &mut out,
-                    inside: &mut [],
-                };
-                advance(
-                    &grid,
-                    &m,
-                    &Rk2(field),
-                    1.0,
-                    dt,
-                    0.0,
-                    deposits,
-                    Parallelism::Rayon,
-                );
-                std::mem::swap(&mut m, &mut out);
+                m = step_to_end(&grid, &m, &Rk2(field), 1.0, dt);
             }
             let centre = cells / 2;
             let held = m[[centre, centre]];
