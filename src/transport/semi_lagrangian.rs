@@ -137,13 +137,58 @@ pub struct HopfLax<'a> {
     pub alpha: f64,
     /// The largest slope of U along an edge.
     slope: f64,
+    /// The least U over each block of `BLOCK x BLOCK` cells.
+    blocks: BlockMinima,
+}
+
+/// Cells per side of a pruning block.
+const BLOCK: usize = 8;
+
+/// The least node value over blocks of `BLOCK x BLOCK` cells: a lower bound
+/// of a bilinear U over a block, so a foot search skips whole blocks.
+struct BlockMinima {
+    /// Blocks along each axis.
+    count: [usize; 2],
+    /// Row-major minima.
+    min: Vec<f64>,
+}
+
+impl BlockMinima {
+    fn new(grid: &Grid, u: &Array2<f64>) -> Self {
+        let cells = |axis: usize| (grid.n[axis] - 1).max(1);
+        let count = [cells(0).div_ceil(BLOCK), cells(1).div_ceil(BLOCK)];
+        let mut min = vec![f64::INFINITY; count[0] * count[1]];
+        for ((i, j), &v) in u.indexed_iter() {
+            // a node on a block boundary bounds both blocks
+            for bi in Self::owners(i, count[0]) {
+                for bj in Self::owners(j, count[1]) {
+                    let b = &mut min[bi * count[1] + bj];
+                    *b = b.min(v);
+                }
+            }
+        }
+        BlockMinima { count, min }
+    }
+
+    /// The blocks whose closed node range holds node `i`.
+    fn owners(i: usize, count: usize) -> std::ops::RangeInclusive<usize> {
+        let first = i.saturating_sub(1) / BLOCK;
+        let last = (i / BLOCK).min(count - 1);
+        first.min(last)..=last
+    }
 }
 
 impl<'a> HopfLax<'a> {
     /// The rule for U `end` at the step's end.
     pub fn new(grid: &Grid, end: &'a Array2<f64>, alpha: f64) -> Self {
         let slope = grid.steepest_slope(end);
-        HopfLax { end, alpha, slope }
+        let blocks = BlockMinima::new(grid, end);
+        HopfLax {
+            end,
+            alpha,
+            slope,
+            blocks,
+        }
     }
 }
 
@@ -197,6 +242,20 @@ impl HopfLax<'_> {
                 }
             }
         }
+    }
+
+    /// A lower bound of `U(y) + k |y - x|^2` over block `(bi, bj)`: its
+    /// least node plus the squared distance to its box.
+    fn block_floor(&self, grid: &Grid, x: [f64; 2], k: f64, bi: usize, bj: usize) -> f64 {
+        let low = self.blocks.min[bi * self.blocks.count[1] + bj];
+        let gap = |axis: usize, b: usize| {
+            let last = (grid.n[axis] - 1) as f64;
+            let lo = grid.lo[axis] + (b * BLOCK) as f64 * grid.h;
+            let hi = grid.lo[axis] + ((b * BLOCK + BLOCK) as f64).min(last) * grid.h;
+            (lo - x[axis]).max(x[axis] - hi).max(0.0)
+        };
+        let g1 = if grid.dim == 2 { gap(1, bj) } else { 0.0 };
+        low + k * (gap(0, bi).powi(2) + g1 * g1)
     }
 
     /// A lower bound of `U(y) + k |y - x|^2` over a cell: its lowest corner
@@ -270,10 +329,22 @@ impl Foot for HopfLax<'_> {
                 self.search_cell(grid, x, k, ci, cj, &mut best);
             }
         }
-        for ci in cells(0) {
-            for cj in cells(1) {
-                if self.cell_floor(grid, x, k, ci, cj) < best.0 {
-                    self.search_cell(grid, x, k, ci, cj, &mut best);
+        let (rows, cols) = (cells(0), cells(1));
+        let count = self.blocks.count;
+        for bi in rows.start() / BLOCK..=(rows.end() / BLOCK).min(count[0] - 1) {
+            for bj in cols.start() / BLOCK..=(cols.end() / BLOCK).min(count[1] - 1) {
+                if self.block_floor(grid, x, k, bi, bj) >= best.0 {
+                    continue;
+                }
+                let span = |b: usize, r: &std::ops::RangeInclusive<usize>| {
+                    (b * BLOCK).max(*r.start())..=(b * BLOCK + BLOCK - 1).min(*r.end())
+                };
+                for ci in span(bi, &rows) {
+                    for cj in span(bj, &cols) {
+                        if self.cell_floor(grid, x, k, ci, cj) < best.0 {
+                            self.search_cell(grid, x, k, ci, cj, &mut best);
+                        }
+                    }
                 }
             }
         }
@@ -389,10 +460,14 @@ pub fn advance(
     parallelism: Parallelism,
 ) -> SlStep {
     let mut momentum = [grid.zeros(), grid.zeros()];
-    // feet first (in parallel), as displacements per unit time
+    // feet first (in parallel), as displacements per unit time; a node
+    // without mass moves nothing
     let [m0, m1] = &mut momentum;
     parallelism.rows2(m0, m1, |i, mut r0, mut r1| {
         for j in 0..r0.len() {
+            if m[[i, j]] == 0.0 {
+                continue;
+            }
             let x = grid.node(i, j);
             let f = rule.foot(grid, x, dt);
             r0[j] = (f[0] - x[0]) / dt;
