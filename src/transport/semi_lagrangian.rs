@@ -172,9 +172,7 @@ impl BlockMinima {
 
     /// The blocks whose closed node range holds node `i`.
     fn owners(i: usize, count: usize) -> std::ops::RangeInclusive<usize> {
-        let first = i.saturating_sub(1) / BLOCK;
-        let last = (i / BLOCK).min(count - 1);
-        first.min(last)..=last
+        i.saturating_sub(1) / BLOCK..=(i / BLOCK).min(count - 1)
     }
 }
 
@@ -248,14 +246,15 @@ impl HopfLax<'_> {
     /// least node plus the squared distance to its box.
     fn block_floor(&self, grid: &Grid, x: [f64; 2], k: f64, bi: usize, bj: usize) -> f64 {
         let low = self.blocks.min[bi * self.blocks.count[1] + bj];
-        let gap = |axis: usize, b: usize| {
+        let side = |axis: usize, b: usize| {
             let last = (grid.n[axis] - 1) as f64;
             let lo = grid.lo[axis] + (b * BLOCK) as f64 * grid.h;
-            let hi = grid.lo[axis] + ((b * BLOCK + BLOCK) as f64).min(last) * grid.h;
-            (lo - x[axis]).max(x[axis] - hi).max(0.0)
+            (
+                lo,
+                grid.lo[axis] + ((b * BLOCK + BLOCK) as f64).min(last) * grid.h,
+            )
         };
-        let g1 = if grid.dim == 2 { gap(1, bj) } else { 0.0 };
-        low + k * (gap(0, bi).powi(2) + g1 * g1)
+        box_floor(grid, x, k, low, [side(0, bi), side(1, bj)])
     }
 
     /// A lower bound of `U(y) + k |y - x|^2` over a cell: its lowest corner
@@ -268,13 +267,21 @@ impl HopfLax<'_> {
             .min(u[[ci, j1]])
             .min(u[[ci + 1, j1]]);
         let corner = grid.node(ci, cj);
-        let gap = |axis: usize| {
-            let (lo, hi) = (corner[axis], corner[axis] + grid.h);
-            (lo - x[axis]).max(x[axis] - hi).max(0.0)
-        };
-        let g1 = if grid.dim == 2 { gap(1) } else { 0.0 };
-        low + k * (gap(0).powi(2) + g1 * g1)
+        let side = |axis: usize| (corner[axis], corner[axis] + grid.h);
+        box_floor(grid, x, k, low, [side(0), side(1)])
     }
+}
+
+/// `low + k d^2`, with d the distance from `x` to the box `[lo, hi]` per
+/// axis (the second axis only in 2-D): a lower bound of `U(y) + k |y - x|^2`
+/// over the box when U >= `low` there.
+fn box_floor(grid: &Grid, x: [f64; 2], k: f64, low: f64, sides: [(f64, f64); 2]) -> f64 {
+    let gap = |axis: usize| {
+        let (lo, hi) = sides[axis];
+        (lo - x[axis]).max(x[axis] - hi).max(0.0)
+    };
+    let g1 = if grid.dim == 2 { gap(1) } else { 0.0 };
+    low + k * (gap(0).powi(2) + g1 * g1)
 }
 
 impl Foot for HopfLax<'_> {
@@ -330,15 +337,15 @@ impl Foot for HopfLax<'_> {
             }
         }
         let (rows, cols) = (cells(0), cells(1));
-        let count = self.blocks.count;
-        for bi in rows.start() / BLOCK..=(rows.end() / BLOCK).min(count[0] - 1) {
-            for bj in cols.start() / BLOCK..=(cols.end() / BLOCK).min(count[1] - 1) {
+        // the cells of block b inside the range r
+        let span = |b: usize, r: &std::ops::RangeInclusive<usize>| {
+            (b * BLOCK).max(*r.start())..=(b * BLOCK + BLOCK - 1).min(*r.end())
+        };
+        for bi in rows.start() / BLOCK..=rows.end() / BLOCK {
+            for bj in cols.start() / BLOCK..=cols.end() / BLOCK {
                 if self.block_floor(grid, x, k, bi, bj) >= best.0 {
                     continue;
                 }
-                let span = |b: usize, r: &std::ops::RangeInclusive<usize>| {
-                    (b * BLOCK).max(*r.start())..=(b * BLOCK + BLOCK - 1).min(*r.end())
-                };
                 for ci in span(bi, &rows) {
                     for cj in span(bj, &cols) {
                         if self.cell_floor(grid, x, k, ci, cj) < best.0 {
