@@ -7,8 +7,8 @@ use proxflow::cases;
 use proxflow::grid::{blurred_l1_distance, l1_distance};
 use proxflow::mfg::eulerian::{Sweep, sweep};
 use proxflow::mfg::{
-    DualOptions, DualSolver, EulerianOptions, EulerianSolver, ParticleOptions, ParticleSolver,
-    Silent, Solution, Solver,
+    DualOptions, DualSolver, EulerianOptions, EulerianSolver, IterationState, Observer,
+    ParticleOptions, ParticleSolver, Silent, Solution, Solver,
 };
 use proxflow::transport::{FvOptions, Transport};
 use proxflow::wasserstein::grid_w1;
@@ -206,4 +206,77 @@ fn the_eulerian_solver_collapses_onto_a_point_target_in_w1() {
         "J {j_sl} vs {exact}"
     );
     assert!(w1_sl < 0.5 * w1_fv, "{w1_sl} vs finite volumes {w1_fv}");
+}
+
+/// Records what each round reports.
+struct Rounds(Vec<IterationState>);
+
+impl Observer for Rounds {
+    fn observe(&mut self, s: &IterationState) {
+        self.0.push(*s);
+    }
+}
+
+/// Each round reports the averaged flow's objective and the objective less
+/// its Frank–Wolfe gap: the two bracket the J that 300 rounds reach, the
+/// bracket closes, and with `gap_tolerance` set closing it stops the rounds
+/// long before the L1 residual would.
+#[test]
+fn the_frank_wolfe_gap_brackets_the_optimum_and_stops_the_rounds() {
+    let case = cases::builtin("dirac-2d").unwrap();
+    let grid = case.grid(32).unwrap();
+    let long = EulerianSolver::new(EulerianOptions {
+        tolerance: 1e-9,
+        ..Default::default()
+    })
+    .solve(&case.problem, &grid, &mut Silent)
+    .unwrap();
+    let optimum = long.diagnostics.objective;
+    let mut rounds = Rounds(Vec::new());
+    let e = EulerianSolver::new(EulerianOptions {
+        gap_tolerance: 1e-4,
+        ..Default::default()
+    })
+    .solve(&case.problem, &grid, &mut rounds)
+    .unwrap();
+    let states = &rounds.0;
+    let last = states.last().unwrap();
+    for s in states.iter().step_by(5) {
+        eprintln!(
+            "round {}: J {:.6} lower {:.6}",
+            s.iteration, s.objective, s.dual
+        );
+    }
+    eprintln!(
+        "dirac-2d @32: {} rounds, last J {:.6} lower {:.6} L1 residual {:.2e}; after {} rounds J {optimum:.6}",
+        states.len(),
+        last.objective,
+        last.dual,
+        last.residual,
+        long.diagnostics.iterations
+    );
+    assert!(e.diagnostics.converged);
+    // the gap, not the L1 residual, ended the rounds
+    assert!(last.residual > EulerianOptions::default().tolerance);
+    assert!(last.objective - last.dual < 1e-4 * last.objective);
+    assert!((e.diagnostics.objective - optimum).abs() < 1e-3 * optimum);
+    // the bracket [dual, objective] holds the long run's J up to the
+    // discriminator's inexactness
+    for s in &states[1..] {
+        assert!(
+            s.dual <= optimum * (1.0 + 2e-4),
+            "round {}: {}",
+            s.iteration,
+            s.dual
+        );
+        assert!(
+            s.objective >= optimum * (1.0 - 2e-4),
+            "round {}: {}",
+            s.iteration,
+            s.objective
+        );
+    }
+    // and it closes: the gap after half the rounds is below a tenth of the first
+    let gap = |s: &IterationState| s.objective - s.dual;
+    assert!(gap(&states[states.len() / 2]) < 0.1 * gap(&states[1]));
 }

@@ -226,6 +226,7 @@ impl EulerianOptions {
             o.final_discriminator_iterations,
             1,
         )?;
+        require_non_negative("solver.gap_tolerance", o.gap_tolerance)?;
         courant("solver.hj.cfl", o.hj.cfl)?;
         match o.transport {
             crate::transport::Transport::FiniteVolume(fv) => {
