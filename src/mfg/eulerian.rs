@@ -17,8 +17,9 @@
 //! averaged flow is the answer, while single best responses may stay rough.
 //! The best response minimises `K + <phi, rho_T>` with `phi = D'(rho_bar_T)`,
 //! so the Frank–Wolfe gap `K(bar) + <phi, bar_T> - K(br) - <phi, br_T>`
-//! bounds `J(bar) - J*` (up to the discriminator's inexactness) and stops
-//! the rounds; the L1 change of `rho_bar_T` stops them too.
+//! bounds `J(bar) - J*` (up to the discriminator's inexactness). The rounds
+//! stop when the L1 change of `rho_bar_T` is small, or, with
+//! `gap_tolerance` set, when the gap is.
 //! U is stored on `slices + 1` time levels and is linear in time between
 //! them. The default transport ([`Transport::SemiLagrangian`]) pushes each
 //! node's mass along `v` by one RK2 step every two slices (its stages take
