@@ -6,8 +6,12 @@
 use proxflow::cases;
 use proxflow::divergence::FDivergence;
 use proxflow::grid::Grid;
+use proxflow::mfg::InitialGuess;
 use proxflow::mfg::{DualAlgorithm, DualOptions, DualSolver, Silent, Solution, Solver};
 use proxflow::problem::{Component, Distribution, Problem};
+use proxflow::verify::random_potential;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 
 fn solve(problem: &Problem, grid: &Grid, algorithm: DualAlgorithm, tolerance: f64) -> Solution {
     DualSolver::new(DualOptions {
@@ -174,4 +178,42 @@ fn interior_point_alone_agrees_with_auto_on_pinwheel() {
     // the P1 constraint and the Lipschitz bound between nodes differ by O(h^2) here
     let difference = (a.objective - b.objective).abs() / a.objective;
     assert!(difference < 1e-3, "J {} vs {}", a.objective, b.objective);
+}
+
+#[test]
+fn a_spent_budget_keeps_the_interior_points_certified_answer() {
+    // from this random start at 64 Newton needs 128 iterations: with a cap of
+    // 100 it stops short, the interior point gets no iterations and the
+    // ladder none either; the answer must be the interior point's first plan (a
+    // ladder run without iterations once returned J = 4.18 against 0.0436)
+    let case = cases::builtin("pinwheel-2d").unwrap();
+    let grid = case.grid(64).unwrap();
+    let mut rng = StdRng::seed_from_u64(0);
+    let guess = InitialGuess {
+        potential: Some(random_potential(&grid, 1.0, &mut rng)),
+    };
+    let capped = |algorithm, max_iterations| {
+        DualSolver::new(DualOptions {
+            algorithm,
+            max_iterations,
+            ..Default::default()
+        })
+        .solve_from(&case.problem, &grid, &guess, &mut Silent)
+        .unwrap()
+        .diagnostics
+    };
+    let auto = capped(DualAlgorithm::Auto, 100);
+    let interior = capped(DualAlgorithm::InteriorPoint, 1);
+    assert!(!auto.converged && auto.iterations == 100);
+    assert!(
+        (auto.objective - interior.objective).abs() <= 1e-12 * interior.objective
+            && (auto.dual_value - interior.dual_value).abs() <= 1e-12,
+        "auto J {} dual {}, interior point J {} dual {}",
+        auto.objective,
+        auto.dual_value,
+        interior.objective,
+        interior.dual_value
+    );
+    let full = solve(&case.problem, &grid, DualAlgorithm::Auto, 1e-5).diagnostics;
+    assert!(auto.dual_value <= full.objective && full.objective <= auto.objective);
 }

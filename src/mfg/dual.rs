@@ -717,6 +717,8 @@ impl DualSolver {
             DualAlgorithm::Auto => !problem.target.is_singular(problem.dim),
             _ => false,
         };
+        // an unconverged interior-point outcome: what the ladder must beat
+        let mut fallback: Option<Outcome> = None;
         if let (Some(l), true) = (problem.lipschitz, interior) {
             let start = guess_given.then(|| psi.clone());
             let task = Task {
@@ -725,20 +727,22 @@ impl DualSolver {
             };
             let (r, levels) = super::interior_point::multilevel(&task, l, start, observer)?;
             let iterations = spent + levels.iter().map(|l| l.iterations).sum::<usize>();
+            let certified = Certified {
+                psi: r.psi,
+                cells: r.cells,
+                gamma: r.gamma,
+                w1: r.w1,
+                objective: r.objective,
+                dual: r.dual,
+                iterations,
+                converged: r.converged,
+                levels,
+            };
+            let out = certified.outcome(grid, &kernel, o.parallelism);
             if r.converged || o.algorithm == DualAlgorithm::InteriorPoint {
-                let certified = Certified {
-                    psi: r.psi,
-                    cells: r.cells,
-                    gamma: r.gamma,
-                    w1: r.w1,
-                    objective: r.objective,
-                    dual: r.dual,
-                    iterations,
-                    converged: r.converged,
-                    levels,
-                };
-                return Ok(certified.outcome(grid, &kernel, o.parallelism));
+                return Ok(out);
             }
+            fallback = Some(out);
             spent = iterations;
         }
         // the ladder gets what the ascents before it left of the cap
@@ -746,12 +750,23 @@ impl DualSolver {
             max_iterations: o.max_iterations.saturating_sub(spent),
             ..o.clone()
         };
+        if let Some(out) = fallback.take_if(|_| rest.max_iterations == 0) {
+            return Ok(out);
+        }
         let mut setup = Setup::new(grid, rho0, q, problem.divergence, kernel, &rest);
         let mut out = ladder_ascent(
             &mut setup, problem, grid, rho0, q, &kernel, psi, &rest, observer,
         )?;
         out.iterations += spent;
-        Ok(out)
+        // the smaller certified gap wins: an unconverged ladder run must not
+        // replace a nearly converged interior point
+        match fallback {
+            Some(best) if best.objective - best.dual < out.objective - out.dual => Ok(Outcome {
+                iterations: out.iterations,
+                ..best
+            }),
+            _ => Ok(out),
+        }
     }
 }
 
@@ -1024,12 +1039,16 @@ fn ladder_ascent(
         });
         let gap = objective - best.0;
         let last_stage = !smooth || eps <= o.smoothing_min;
-        if last_stage && gap <= super::allowed_gap(o.tolerance, objective) {
+        // the ladder's dual may exceed J by its bias, so a closed gap alone
+        // does not mean psi has settled: the Newton step must promise no
+        // more than the tolerance too
+        let settled = slope <= super::allowed_gap(o.tolerance, objective);
+        if last_stage && settled && gap <= super::allowed_gap(o.tolerance, objective) {
             converged = true;
             break;
         }
         let stalled = !accepted || slope <= 1e-14 * objective.abs().max(1.0);
-        let stage_done = gap <= super::allowed_gap(o.tolerance, objective)
+        let stage_done = (settled && gap <= super::allowed_gap(o.tolerance, objective))
             || stalled
             || stage_count >= o.stage_iterations;
         if stage_done {

@@ -25,7 +25,7 @@
 //! W1 leg), so the gap has no bias. In 1-D the P1 constraint is the
 //! Lipschitz constraint between nodes itself.
 
-use super::semidiscrete::{Level, LevelOutput, Newton, Task, coarse_to_fine};
+use super::semidiscrete::{Level, LevelOutput, Newton, Task, coarse_to_fine, restrict};
 use super::{IterationState, Observer};
 use crate::error::{Error, Result};
 use crate::grid::Grid;
@@ -616,7 +616,7 @@ fn p1_interpolate(coarse: &Grid, psi: &Array2<f64>, x: [f64; 2]) -> f64 {
 /// each level starts from the P1-prolonged potential, multipliers and
 /// barrier weight of the one below (afresh if it has not cut its gap tenfold in
 /// [`WARM_ITERATIONS`] steps), the coarsest (at least 16 cells a side) from
-/// `start` or zero. Coarse levels stop at a relative gap of 1e-3.
+/// `start` sampled on it, or zero. Coarse levels stop at a relative gap of 1e-3.
 pub(crate) fn multilevel(
     task: &Task,
     lipschitz: f64,
@@ -629,7 +629,7 @@ pub(crate) fn multilevel(
     let mut start = start;
     coarse_to_fine(
         task,
-        start.is_none(),
+        true,
         |input, previous: Option<(Grid, BarrierOutcome)>| {
             let level = input.grid;
             let barrier = Barrier {
@@ -659,7 +659,7 @@ pub(crate) fn multilevel(
                     (psi, Some(lambda), p.mu)
                 }
                 (None, Some(p)) => {
-                    let mut psi = p.mapv(|v| if v.is_finite() { v } else { 0.0 });
+                    let mut psi = restrict(task.grid, &p, level);
                     ascent.make_feasible(&mut psi);
                     (psi, None, 1e-3)
                 }

@@ -581,9 +581,20 @@ fn prolong(coarse: &Grid, psi: &Array2<f64>, fine: &Grid, q: &Array2<f64>) -> Ar
     })
 }
 
+/// `psi` (given on `fine`) sampled at the nodes of `coarse`: how a starting
+/// potential reaches the coarsest level of a coarse-to-fine ascent. Values
+/// off the fine support count as zero (the level puts its own support back).
+pub(crate) fn restrict(fine: &Grid, psi: &Array2<f64>, coarse: &Grid) -> Array2<f64> {
+    let finite = psi.mapv(|v| if v.is_finite() { v } else { 0.0 });
+    Array2::from_shape_fn(coarse.shape(), |(i, j)| {
+        fine.interpolate(&finite, coarse.node(i, j))
+    })
+}
+
 /// Coarse-to-fine Newton: each level starts from the prolonged solution of
-/// the one below, the coarsest (at least 16 cells a side) from zero; with a
-/// `start`, the finest level alone from it. Every level is solved to the
+/// the one below, the coarsest (at least 16 cells a side) from zero or from
+/// `start` sampled on it ([`restrict`]); compact targets are solved on the
+/// finest level alone, from `start` or zero. Every level is solved to the
 /// tolerance: a well-converged coarse potential leaves the finer levels one
 /// or two Newton steps.
 pub(crate) fn multilevel(
@@ -611,7 +622,7 @@ pub(crate) fn multilevel(
     // start (compact targets: points, histograms) is solved on its own grid
     // by the guarded Newton; prolonged coarse potentials would starve the
     // cells that the coarse support lacks
-    let single = start.is_some() || {
+    let single = {
         let support: Vec<bool> = task.q.iter().map(|m| *m > 0.0).collect();
         let zero = Array2::zeros(task.grid.shape());
         let newton = newton_on(task, task.grid, task.rho0, task.q);
@@ -628,7 +639,7 @@ pub(crate) fn multilevel(
         |level, previous: Option<(Grid, NewtonOutcome)>| {
             let psi = match (previous, start.take()) {
                 (Some((g, p)), _) => prolong(&g, &p.psi, level.grid, level.q),
-                (None, Some(p)) => p,
+                (None, Some(p)) => restrict(task.grid, &p, level.grid),
                 (None, None) => Array2::zeros(level.grid.shape()),
             };
             let newton = newton_on(task, level.grid, level.rho0, level.q);
