@@ -196,7 +196,7 @@ impl Study {
                 for m in &r.methods {
                     say!(
                         text,
-                        "  {:<10} grid {:>4}  max pairwise W1 {:.3e} ({:.3} h)  L1 {:.3e}  grad U0: RMS {:.3e}, max on 5% support {:.3e}  {:.0} s",
+                        "  {:<10} grid {:>4}  max pairwise W1 {:.3e} ({:.3} h)  L1 {:.3e}  grad U0: RMS {:.3e}, max on 5% support {:.3e}  converged {}/{}  {:.0} s",
                         m.method.name(),
                         m.grid,
                         m.max_pairwise_w1,
@@ -204,6 +204,8 @@ impl Study {
                         m.max_pairwise_l1,
                         m.max_pairwise_grad_u_rms,
                         m.max_pairwise_grad_u,
+                        m.converged.iter().filter(|c| **c).count(),
+                        m.converged.len(),
                         m.wall_time_s
                     );
                 }
