@@ -750,7 +750,9 @@ impl DualSolver {
             max_iterations: o.max_iterations.saturating_sub(spent),
             ..o.clone()
         };
-        if let Some(out) = fallback.take_if(|_| rest.max_iterations == 0) {
+        if rest.max_iterations == 0
+            && let Some(out) = fallback.take()
+        {
             return Ok(out);
         }
         let mut setup = Setup::new(grid, rho0, q, problem.divergence, kernel, &rest);
@@ -1042,15 +1044,14 @@ fn ladder_ascent(
         // the ladder's dual may exceed J by its bias, so a closed gap alone
         // does not mean psi has settled: the Newton step must promise no
         // more than the tolerance too
-        let settled = slope <= super::allowed_gap(o.tolerance, objective);
-        if last_stage && settled && gap <= super::allowed_gap(o.tolerance, objective) {
+        let allowed = super::allowed_gap(o.tolerance, objective);
+        let closed = slope <= allowed && gap <= allowed;
+        if last_stage && closed {
             converged = true;
             break;
         }
         let stalled = !accepted || slope <= 1e-14 * objective.abs().max(1.0);
-        let stage_done = (settled && gap <= super::allowed_gap(o.tolerance, objective))
-            || stalled
-            || stage_count >= o.stage_iterations;
+        let stage_done = closed || stalled || stage_count >= o.stage_iterations;
         if stage_done {
             if last_stage {
                 dual_done |= stalled;
