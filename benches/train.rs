@@ -3,11 +3,12 @@
 //! and the parts that explain it: the flow of the 1000 discriminator points on
 //! one and two threads, and the element-wise and matrix operations it is made of.
 //! The reference implementation needs about 30 ms an iteration on this machine.
+//! `cnn_iteration` times the paper's image model on the digits and MNIST.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use proxflow::neural::flow::{FlowSpec, host_values, terminal_points};
 use proxflow::neural::mlp::{Activation, Mlp, layer_sizes, matrix, tanh};
-use proxflow::neural::{Compute, TrainConfig, Trainer};
+use proxflow::neural::{BackendKind, Compute, TrainConfig, Trainer};
 use rand::SeedableRng;
 
 fn iteration(c: &mut Criterion) {
@@ -21,6 +22,33 @@ fn iteration(c: &mut Criterion) {
         group.bench_function(format!("{data}_{dim}d_width64"), |b| {
             b.iter(|| trainer.iterate())
         });
+    }
+    group.finish();
+}
+
+/// One iteration of the paper's image model (CNN, batch 200, 5 critic
+/// steps) on the 8x8 digits and on MNIST: CPU on one and two threads, and
+/// wgpu where an adapter exists (said on stderr when there is none).
+fn cnn_iteration(c: &mut Criterion) {
+    let mut group = c.benchmark_group("cnn_iteration");
+    group.sample_size(10);
+    let wgpu = proxflow::neural::compute::wgpu_adapter_available();
+    if !wgpu {
+        eprintln!("SKIPPED cnn_iteration on wgpu: no wgpu adapter on this machine");
+    }
+    for (data, dim) in [("digits", 64), ("mnist", 784)] {
+        let mut runs = vec![(BackendKind::Cpu, 1), (BackendKind::Cpu, 2)];
+        if wgpu {
+            runs.push((BackendKind::Wgpu, 1));
+        }
+        for (backend, threads) in runs {
+            let mut config = TrainConfig::paper(data, dim);
+            config.backend = backend;
+            config.threads = threads;
+            let mut trainer = Trainer::new(config).expect("valid config");
+            let name = format!("{data}_{backend:?}_{threads}_threads").to_lowercase();
+            group.bench_function(name, |b| b.iter(|| trainer.iterate()));
+        }
     }
     group.finish();
 }
@@ -74,6 +102,6 @@ fn parts(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().without_plots();
-    targets = iteration, parts
+    targets = iteration, cnn_iteration, parts
 }
 criterion_main!(benches);

@@ -15,6 +15,7 @@ use crate::metrics::{distance, energy_distance, rms, sliced_w2};
 use crate::mfg::Solution;
 use crate::neural::flow::{FlowSpec, flow, host_values, with_time};
 use crate::neural::mlp::matrix;
+use crate::neural::network::ScalarNetwork;
 use crate::neural::target::source_sample;
 use crate::neural::train::{ExactOptimum, Trainer};
 

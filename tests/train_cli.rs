@@ -31,32 +31,52 @@ const SMALL: [&str; 14] = [
     "--checkpoint-every",
 ];
 
-fn train(out: &Path, iterations: &str, checkpoint_every: &str) -> Command {
+/// The small CNN run on the 8x8 digits (eval and checkpoint every 5).
+const SMALL_CNN: [&str; 17] = [
+    "--data",
+    "digits",
+    "--channels",
+    "3,3",
+    "--kernel",
+    "5",
+    "--widths",
+    "16,16",
+    "--critic-widths",
+    "16,16",
+    "--batch",
+    "32",
+    "--eval-every",
+    "5",
+    "--quiet",
+    "--checkpoint-every",
+    "1",
+];
+
+fn train_with(flags: &[&str], out: &Path, iterations: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_proxflow"));
     c.arg("train")
-        .args(SMALL)
-        .arg(checkpoint_every)
+        .args(flags)
         .args(["--iterations", iterations, "--out"])
         .arg(out);
     c
 }
 
-fn checkpoint_iteration(dir: &Path) -> Option<usize> {
-    let rows = std::fs::read_to_string(dir.join("history.csv")).ok()?;
-    rows.lines().last()?.split(',').next()?.parse().ok()
-}
-
-#[test]
-fn a_killed_run_resumes_from_its_last_checkpoint_and_matches_an_uninterrupted_one() {
-    let whole = scratch("whole");
-    let o = train(&whole, "120", "1").output().unwrap();
+/// Kills a run (SIGKILL) once its history reaches `kill_at` iterations,
+/// resumes it and checks that samples and diagnostics (but the wall time)
+/// equal those of an uninterrupted run. Returns the uninterrupted run's folder.
+fn killed_and_resumed_matches_whole(
+    name: &str,
+    flags: &[&str],
+    iterations: &str,
+    kill_at: usize,
+) -> PathBuf {
+    let whole = scratch(&format!("{name}-whole"));
+    let o = train_with(flags, &whole, iterations).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-
-    let killed = scratch("killed");
-    let mut child = train(&killed, "120", "1").spawn().unwrap();
-    // Checkpoints are written every iteration, so the kill lands in or near one.
+    let killed = scratch(&format!("{name}-killed"));
+    let mut child = train_with(flags, &killed, iterations).spawn().unwrap();
     let started = Instant::now();
-    while checkpoint_iteration(&killed).unwrap_or(0) < 40 {
+    while checkpoint_iteration(&killed).unwrap_or(0) < kill_at {
         assert!(started.elapsed() < Duration::from_secs(120), "no progress");
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -85,6 +105,26 @@ fn a_killed_run_resumes_from_its_last_checkpoint_and_matches_an_uninterrupted_on
             .collect()
     };
     assert_eq!(without_wall(&whole), without_wall(&killed));
+    let _ = std::fs::remove_dir_all(killed);
+    whole
+}
+
+#[test]
+fn a_killed_cnn_run_on_digits_resumes_bit_for_bit() {
+    let whole = killed_and_resumed_matches_whole("cnn", &SMALL_CNN, "20", 10);
+    let _ = std::fs::remove_dir_all(whole);
+}
+
+fn checkpoint_iteration(dir: &Path) -> Option<usize> {
+    let rows = std::fs::read_to_string(dir.join("history.csv")).ok()?;
+    rows.lines().last()?.split(',').next()?.parse().ok()
+}
+
+#[test]
+fn a_killed_run_resumes_from_its_last_checkpoint_and_matches_an_uninterrupted_one() {
+    let mut flags = SMALL.to_vec();
+    flags.push("1");
+    let whole = killed_and_resumed_matches_whole("mlp", &flags, "120", 40);
 
     // A different dt is honoured: dt = T/10 gives other (but close) samples.
     let coarse = whole.join("coarse.npy");
@@ -111,9 +151,7 @@ fn a_killed_run_resumes_from_its_last_checkpoint_and_matches_an_uninterrupted_on
         gap > 1e-7 && gap < 0.5,
         "mean |x_T(dt) - x_T(dt/2)| = {gap}"
     );
-    for d in [whole, killed] {
-        let _ = std::fs::remove_dir_all(d);
-    }
+    let _ = std::fs::remove_dir_all(whole);
 }
 
 #[test]
@@ -156,6 +194,32 @@ fn bad_training_input_is_a_clear_error() {
         (
             vec!["train", "--data", "digits", "--dim", "7"],
             "dimension mismatch",
+        ),
+        (
+            vec!["train", "--data", "pinwheel", "--model", "cnn"],
+            "needs image data",
+        ),
+        (
+            vec![
+                "train", "--data", "digits", "--model", "mlp", "--kernel", "3",
+            ],
+            "the mlp has none",
+        ),
+        (
+            vec!["train", "--data", "digits", "--kernel", "4"],
+            "must be odd",
+        ),
+        (
+            vec!["train", "--data", "digits", "--channels", "4,4,4,4"],
+            "divisible by 16",
+        ),
+        (
+            vec!["train", "--data", "digits", "--source", "uniform:1,0"],
+            "LOW < HIGH",
+        ),
+        (
+            vec!["train", "--data", "digits", "--source", "laplace"],
+            "uniform:LOW,HIGH",
         ),
         (
             vec![

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::neural::flow::host_values;
 use crate::neural::mlp::matrix;
+use crate::neural::network::ScalarNetwork;
 use crate::neural::train::{Record, TrainConfig, Trainer};
 
 /// File name of the checkpoint inside a run folder.
@@ -55,9 +56,9 @@ impl Checkpoint {
     pub fn capture(trainer: &Trainer, wall_seconds: f64) -> Self {
         let tensors = trainer
             .potential
-            .parameters
+            .parameters()
             .iter()
-            .chain(&trainer.critic.parameters)
+            .chain(trainer.critic.parameters())
             .chain(&trainer.potential_adam.first)
             .chain(&trainer.potential_adam.second)
             .chain(&trainer.critic_adam.first)
@@ -176,8 +177,8 @@ impl Checkpoint {
     pub fn restore(&self, trainer: &mut Trainer) -> Result<()> {
         let h = &self.header;
         let slots: Vec<&mut Vec<burn::tensor::Tensor<2>>> = vec![
-            &mut trainer.potential.parameters,
-            &mut trainer.critic.parameters,
+            trainer.potential.parameters_mut(),
+            trainer.critic.parameters_mut(),
             &mut trainer.potential_adam.first,
             &mut trainer.potential_adam.second,
             &mut trainer.critic_adam.first,

@@ -270,19 +270,25 @@ pub fn histogram(values: &[f64], title: &str, x_label: &str, path: &Path) -> Res
     })
 }
 
-/// Generated images (pixels in [0, 1], clipped) as a `rows x cols` grid.
+/// Generated images (pixels in [0, 1], clipped) as a `rows x cols` grid
+/// under a title and an optional caption line (the judge's numbers).
 pub fn image_grid(
     images: &[f64],
     side: usize,
     rows: usize,
     cols: usize,
     title: &str,
+    caption: Option<&str>,
     path: &Path,
 ) -> Result<()> {
     register_font();
     let scale = (240 / side).max(2) as i32 / 2;
     let cell = side as i32 * scale + 4;
-    let (w, h) = (cols as i32 * cell + 20, rows as i32 * cell + 60);
+    let top = if caption.is_some() { 70 } else { 50 };
+    let (w, h) = (
+        (cols as i32 * cell + 20).max(900),
+        rows as i32 * cell + top + 10,
+    );
     let root = BitMapBackend::new(path, (w as u32, h as u32)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
     let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
@@ -291,9 +297,16 @@ pub fn image_grid(
             (10, 10),
             ("sans-serif", 22).into_font(),
         ))?;
+        if let Some(caption) = caption {
+            root.draw(&Text::new(
+                caption.to_string(),
+                (10, 38),
+                ("sans-serif", 15).into_font(),
+            ))?;
+        }
         for (k, img) in images.chunks(side * side).take(rows * cols).enumerate() {
             let (r, c) = ((k / cols) as i32, (k % cols) as i32);
-            let (ox, oy) = (10 + c * cell, 50 + r * cell);
+            let (ox, oy) = (10 + c * cell, top + r * cell);
             for (p, v) in img.iter().enumerate() {
                 let g = (255.0 * (1.0 - v.clamp(0.0, 1.0))) as u8;
                 let (i, j) = ((p / side) as i32, (p % side) as i32);
@@ -338,6 +351,9 @@ pub fn run_figures(dir: &Path) -> Result<Vec<PathBuf>> {
                 config.data,
                 config.variant.name()
             ),
+            crate::neural::train::read_run_judge(dir)?
+                .map(|j| j.caption())
+                .as_deref(),
             &path,
         )?,
         None => {

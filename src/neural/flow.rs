@@ -14,7 +14,7 @@ use burn::tensor::activation::relu;
 
 use crate::divergence::FDivergence;
 use crate::error::{Error, Result, require_positive};
-use crate::neural::mlp::Mlp;
+use crate::neural::network::ScalarNetwork;
 
 /// Time discretisation of the flow.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -72,7 +72,7 @@ pub fn with_time(x: Tensor<2>, t: f64) -> Tensor<2> {
 /// Runs the flow from `x0`. Returns `x_T` and the kinetic cost; `each_step`
 /// sees `t_k`, `x_k` and the full input gradient `[grad_x U, dU/dt]` there.
 pub fn flow(
-    potential: &Mlp,
+    potential: &impl ScalarNetwork,
     x0: Tensor<2>,
     spec: &FlowSpec,
     mut each_step: impl FnMut(f64, &Tensor<2>, &Tensor<2>),
@@ -141,7 +141,7 @@ pub fn on_row_blocks<T: Send>(
 
 /// `x_T` of every row of `x0`, row blocks on `threads` threads.
 pub fn terminal_points(
-    potential: &Mlp,
+    potential: &impl ScalarNetwork,
     x0: Tensor<2>,
     spec: &FlowSpec,
     threads: usize,
@@ -201,7 +201,7 @@ pub fn divergence_estimate(f: FDivergence, phi_p: Tensor<2>, phi_q: Tensor<2>) -
 }
 
 /// `mean relu(|grad phi(z)|^2 - L^2)`: the one-sided gradient penalty.
-pub fn gradient_penalty(critic: &Mlp, z: Tensor<2>, lipschitz: f64) -> Tensor<1> {
+pub fn gradient_penalty(critic: &impl ScalarNetwork, z: Tensor<2>, lipschitz: f64) -> Tensor<1> {
     let g = critic.input_gradient(z);
     relu(g.square().sum_dim(1).sub_scalar(lipschitz * lipschitz)).mean()
 }

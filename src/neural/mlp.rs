@@ -18,6 +18,7 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 use rand::Rng;
 
 use crate::data::normal;
+use crate::neural::network::ScalarNetwork;
 
 /// Hidden-layer nonlinearity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -94,14 +95,6 @@ impl Mlp {
         }
     }
 
-    /// The same network with new parameter tensors.
-    pub fn with_parameters(&self, parameters: Vec<Tensor<2>>) -> Self {
-        Self {
-            parameters,
-            activation: self.activation,
-        }
-    }
-
     /// Number of layers (hidden + output).
     pub fn depth(&self) -> usize {
         self.parameters.len() / 2
@@ -112,25 +105,32 @@ impl Mlp {
         self.parameters[0].dims()[0]
     }
 
-    /// A copy whose parameters record gradients (autodiff on, `require_grad`).
-    pub fn tracked(&self) -> Self {
-        self.with_parameters(
-            self.parameters
-                .iter()
-                .map(|p| p.clone().autodiff().require_grad())
-                .collect(),
-        )
-    }
-
     fn sigma(&self, z: Tensor<2>) -> Tensor<2> {
         match self.activation {
             Activation::Tanh => tanh(z),
             Activation::Relu => relu(z),
         }
     }
+}
+
+impl ScalarNetwork for Mlp {
+    fn parameters(&self) -> &[Tensor<2>] {
+        &self.parameters
+    }
+
+    fn parameters_mut(&mut self) -> &mut Vec<Tensor<2>> {
+        &mut self.parameters
+    }
+
+    fn with_parameters(&self, parameters: Vec<Tensor<2>>) -> Self {
+        Self {
+            parameters,
+            activation: self.activation,
+        }
+    }
 
     /// `y(x)`, shape `[n, 1]`.
-    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let mut h = x;
         let last = self.depth() - 1;
         for l in 0..self.depth() {
@@ -141,7 +141,7 @@ impl Mlp {
     }
 
     /// `(y(x), grad_x y(x))`, shapes `[n, 1]` and `[n, input]`.
-    pub fn forward_with_gradient(&self, x: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+    fn forward_with_gradient(&self, x: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         let last = self.depth() - 1;
         // sigma'(z_l) of every hidden layer, kept for the backward sweep.
         let mut slopes = Vec::with_capacity(last);
@@ -174,10 +174,5 @@ impl Mlp {
             }
         }
         (y, g)
-    }
-
-    /// `grad_x y(x)`, shape `[n, input]`.
-    pub fn input_gradient(&self, x: Tensor<2>) -> Tensor<2> {
-        self.forward_with_gradient(x).1
     }
 }

@@ -6,14 +6,18 @@
 
 pub mod adam;
 pub mod checkpoint;
+pub mod cnn;
 pub mod compute;
 pub mod figures;
 pub mod flow;
+pub mod judge;
 pub mod mlp;
+pub mod network;
 pub mod target;
 pub mod train;
 
 pub use compute::{BackendKind, Compute, Precision};
+pub use network::{Model, Network, ScalarNetwork};
 pub use train::{
     Record, RunSummary, Silent, Status, TrainConfig, TrainObserver, TrainState, Trainer, Variant,
 };

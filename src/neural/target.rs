@@ -17,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::data::{DataSet, normal};
 use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
 
 /// Points stored row by row.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +26,8 @@ pub struct PointSet {
     pub values: Vec<f64>,
     /// Coordinates per point.
     pub dim: usize,
+    /// The class of each point, where the data has them (the shipped images).
+    pub labels: Option<Vec<u8>>,
 }
 
 impl PointSet {
@@ -145,10 +148,15 @@ impl Target {
             test: PointSet {
                 values: Vec::new(),
                 dim,
+                labels: None,
             },
         };
         let values = target.sample(test_size, &mut split_rng);
-        target.test = PointSet { values, dim };
+        target.test = PointSet {
+            values,
+            dim,
+            labels: None,
+        };
         Ok(target)
     }
 
@@ -170,6 +178,10 @@ impl Target {
                 .flat_map(|&i| points.row(i).iter().copied())
                 .collect(),
             dim: points.dim,
+            labels: points
+                .labels
+                .as_ref()
+                .map(|l| idx.iter().map(|&i| l[i]).collect()),
         };
         Self {
             name: name.into(),
@@ -188,6 +200,14 @@ impl Target {
     /// The held-out test set.
     pub fn test(&self) -> &PointSet {
         &self.test
+    }
+
+    /// The training part of finite data (`None` for samplers).
+    pub fn training(&self) -> Option<&PointSet> {
+        match &self.kind {
+            Kind::Points(points) => Some(points),
+            _ => None,
+        }
     }
 
     /// Whether Q lives in the first two coordinates (zero-padded 2-D data and
@@ -224,6 +244,69 @@ impl Target {
     }
 }
 
+/// The source law rho0 of the neural flow.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Source {
+    /// The standard normal N(0, I).
+    Normal,
+    /// Independent coordinates uniform on `[low, high]` (the paper's image
+    /// source is U(0, 0.5)).
+    Uniform {
+        /// Lower end.
+        low: f64,
+        /// Upper end.
+        high: f64,
+    },
+}
+
+impl Source {
+    /// `n` points (row-major `n x dim`).
+    pub fn sample<R: Rng + ?Sized>(&self, n: usize, dim: usize, rng: &mut R) -> Vec<f64> {
+        match *self {
+            Source::Normal => source_sample(n, dim, rng),
+            Source::Uniform { low, high } => (0..n * dim)
+                .map(|_| low + (high - low) * rng.random::<f64>())
+                .collect(),
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Normal => write!(f, "normal"),
+            Source::Uniform { low, high } => write!(f, "uniform:{low},{high}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Source {
+    type Err = Error;
+    /// `normal` or `uniform:LOW,HIGH` with `LOW < HIGH`, both finite.
+    fn from_str(s: &str) -> Result<Self> {
+        if s == "normal" {
+            return Ok(Source::Normal);
+        }
+        let bad = |why: &str| Error::invalid("source", s, why);
+        let Some(ends) = s.strip_prefix("uniform:") else {
+            return Err(bad("expected `normal` or `uniform:LOW,HIGH`"));
+        };
+        let parsed: Vec<f64> = ends
+            .split(',')
+            .map(|v| v.trim().parse::<f64>())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| bad("LOW and HIGH must be numbers"))?;
+        match parsed[..] {
+            [low, high] if low.is_finite() && high.is_finite() && low < high => {
+                Ok(Source::Uniform { low, high })
+            }
+            [_, _] => Err(bad("need finite LOW < HIGH")),
+            _ => Err(bad("expected two numbers, `uniform:LOW,HIGH`")),
+        }
+    }
+}
+
 /// `n` points of the source N(0, I_dim).
 pub fn source_sample<R: Rng + ?Sized>(n: usize, dim: usize, rng: &mut R) -> Vec<f64> {
     (0..n * dim).map(|_| normal(rng)).collect()
@@ -238,7 +321,7 @@ fn shipped_images(gz: &[u8], pixels: usize, scale: f64) -> Result<PointSet> {
     flate2::read::GzDecoder::new(gz)
         .read_to_string(&mut text)
         .map_err(|e| Error::io("<shipped image data>", e))?;
-    let mut values = Vec::new();
+    let (mut values, mut labels) = (Vec::new(), Vec::new());
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let row: Vec<&str> = line.split(',').collect();
         assert_eq!(
@@ -251,10 +334,12 @@ fn shipped_images(gz: &[u8], pixels: usize, scale: f64) -> Result<PointSet> {
                 .iter()
                 .map(|v| v.trim().parse::<f64>().expect("integer pixel") / scale),
         );
+        labels.push(row[pixels].trim().parse::<u8>().expect("label 0..9"));
     }
     Ok(PointSet {
         values,
         dim: pixels,
+        labels: Some(labels),
     })
 }
 
@@ -295,7 +380,11 @@ pub fn read_npy_points(path: &Path) -> Result<PointSet> {
             i % dim
         )));
     }
-    Ok(PointSet { values, dim })
+    Ok(PointSet {
+        values,
+        dim,
+        labels: None,
+    })
 }
 
 /// Images from an IDX file (the MNIST format, optionally gzipped): magic
@@ -353,6 +442,7 @@ pub fn read_idx_images(path: &Path) -> Result<(PointSet, usize)> {
         PointSet {
             values,
             dim: rows * cols,
+            labels: None,
         },
         rows,
     ))

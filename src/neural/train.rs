@@ -25,13 +25,16 @@ use crate::divergence::FDivergence;
 use crate::error::{Error, Result, require_positive};
 use crate::neural::adam::Adam;
 use crate::neural::checkpoint::{self, Checkpoint};
+use crate::neural::cnn::Cnn;
 use crate::neural::compute::{BackendKind, Compute, Precision};
 use crate::neural::flow::{
     FlowSpec, divergence_estimate, flow, gradient_penalty, host_values, on_row_blocks,
     terminal_points, with_time,
 };
+use crate::neural::judge::{Judge, JudgeReport};
 use crate::neural::mlp::{Activation, Mlp, layer_sizes};
-use crate::neural::target::{Target, source_sample};
+use crate::neural::network::{Model, Network, ScalarNetwork};
+use crate::neural::target::{Source, Target};
 
 /// Which proximal terms the losses contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,7 +118,14 @@ pub struct TrainConfig {
     pub horizon: f64,
     /// Euler step dt (must divide T).
     pub dt: f64,
-    /// Hidden widths of the potential (tanh).
+    /// The source law rho0.
+    #[serde(default = "normal_source")]
+    pub source: Source,
+    /// The network family of U and phi.
+    #[serde(default = "dense_model")]
+    pub model: Model,
+    /// Hidden widths of the potential (tanh for the MLP; the CNN's dense
+    /// head is ReLU, as in the paper).
     pub potential_widths: Vec<usize>,
     /// Hidden widths of the discriminator (ReLU).
     pub critic_widths: Vec<usize>,
@@ -157,10 +167,27 @@ fn no_decay() -> f64 {
     1.0
 }
 
+fn normal_source() -> Source {
+    Source::Normal
+}
+
+fn dense_model() -> Model {
+    Model::Mlp
+}
+
+/// Whether `data` names square images (the CNN's domain).
+pub fn is_image_data(data: &str) -> bool {
+    matches!(data, "digits" | "mnist") || data.starts_with("idx:")
+}
+
 impl TrainConfig {
     /// The paper's settings for `data` in `dim` dimensions: alpha 0.5 and GP
     /// weight 0.1 in 2-D, alpha 0.1 and 0.01 above; L = 1, T = 1, dt = 0.2.
+    /// Images get the paper's image settings ([`TrainConfig::paper_images`]).
     pub fn paper(data: &str, dim: usize) -> Self {
+        if is_image_data(data) {
+            return Self::paper_images(data, dim);
+        }
         let low = dim <= 2;
         Self {
             data: data.into(),
@@ -176,6 +203,8 @@ impl TrainConfig {
             gp_weight: if low { 0.1 } else { 0.01 },
             horizon: 1.0,
             dt: 0.2,
+            source: Source::Normal,
+            model: Model::Mlp,
             potential_widths: vec![48; 5],
             critic_widths: vec![48; 3],
             batch: 200,
@@ -192,6 +221,42 @@ impl TrainConfig {
             checkpoint_every: 1000,
             blowup: 100.0,
         }
+    }
+
+    /// The paper's MNIST settings for square images of `dim` pixels: source
+    /// U(0, 0.5), T = 5, dt = 1, alpha = 0.05, L = 1, GP weight 0.1, the CNN
+    /// with dense heads 512 x 3 (U) and 256 x 3 (phi), Adam rates 5e-4 (U)
+    /// and 1e-4 (phi), 5,000 iterations.
+    pub fn paper_images(data: &str, dim: usize) -> Self {
+        let side = (dim as f64).sqrt().round() as usize;
+        Self {
+            alpha: 0.05,
+            gp_weight: 0.1,
+            horizon: 5.0,
+            dt: 1.0,
+            source: Source::Uniform {
+                low: 0.0,
+                high: 0.5,
+            },
+            model: Model::paper_cnn(side),
+            potential_widths: vec![512; 3],
+            critic_widths: vec![256; 3],
+            iterations: 5000,
+            critic_learning_rate: 1e-4,
+            potential_learning_rate: 5e-4,
+            eval_every: 100,
+            eval_samples: 500,
+            final_samples: 1000,
+            checkpoint_every: 100,
+            ..Self::paper("", dim.max(3))
+        }
+        .with_data(data, dim)
+    }
+
+    fn with_data(mut self, data: &str, dim: usize) -> Self {
+        self.data = data.into();
+        self.dim = dim;
+        self
     }
 
     /// Checks every value and names the first bad one.
@@ -335,12 +400,15 @@ pub struct Record {
     pub max_speed: f64,
     /// `L/alpha`.
     pub speed_bound: f64,
+    /// The digit judge's Fréchet distance of `x_T` to held-out images (NaN
+    /// unless the data are labelled images).
+    pub frechet: f64,
 }
 
 impl Record {
-    const HEADER: &'static str = "iteration,wall_seconds,divergence,kinetic,objective,hjb_residual,terminal_residual,divergence_half_dt,orthogonal,in_plane_shift,max_speed,speed_bound";
+    const HEADER: &'static str = "iteration,wall_seconds,divergence,kinetic,objective,hjb_residual,terminal_residual,divergence_half_dt,orthogonal,in_plane_shift,max_speed,speed_bound,frechet";
 
-    fn fields(&self) -> [f64; 11] {
+    fn fields(&self) -> [f64; 12] {
         [
             self.wall_seconds,
             self.divergence,
@@ -353,6 +421,7 @@ impl Record {
             self.in_plane_shift,
             self.max_speed,
             self.speed_bound,
+            self.frechet,
         ]
     }
 
@@ -365,11 +434,15 @@ impl Record {
         row
     }
 
-    /// Parses a row written by `csv_row` (NaN and infinities included).
+    /// Parses a row written by `csv_row` (NaN and infinities included; rows
+    /// of runs before the `frechet` column read it as NaN).
     pub(crate) fn from_csv_row(row: &str) -> Option<Self> {
         let mut parts = row.split(',');
         let iteration = parts.next()?.parse().ok()?;
-        let v: Vec<f64> = parts.map(|p| p.parse().ok()).collect::<Option<_>>()?;
+        let mut v: Vec<f64> = parts.map(|p| p.parse().ok()).collect::<Option<_>>()?;
+        if v.len() == 11 {
+            v.push(f64::NAN);
+        }
         let [
             wall_seconds,
             divergence,
@@ -382,6 +455,7 @@ impl Record {
             in_plane_shift,
             max_speed,
             speed_bound,
+            frechet,
         ] = v[..]
         else {
             return None;
@@ -399,6 +473,7 @@ impl Record {
             in_plane_shift,
             max_speed,
             speed_bound,
+            frechet,
         })
     }
 
@@ -410,6 +485,13 @@ impl Record {
             ("divergence estimate (dt/2)", self.divergence_half_dt, bound),
         ]
     }
+}
+
+/// Mean kinetic energy over the evaluations after the first (the initial
+/// network's is not the method's); NaN when there are none.
+pub fn mean_kinetic(history: &[Record]) -> f64 {
+    let later: Vec<f64> = history.iter().skip(1).map(|r| r.kinetic).collect();
+    later.iter().sum::<f64>() / later.len() as f64
 }
 
 /// Writes `history.csv` through a temporary file and a rename.
@@ -447,6 +529,21 @@ pub fn read_run_config(dir: &Path) -> Result<TrainConfig> {
         path,
         message: format!("config: {e}"),
     })
+}
+
+/// The judge's report stored in a run folder's `summary.json`, if any.
+pub fn read_run_judge(dir: &Path) -> Result<Option<JudgeReport>> {
+    let path = dir.join("summary.json");
+    let value = crate::io::read_json::<serde_json::Value>(&path)?;
+    match value.get("judge") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(j) => serde_json::from_value(j.clone())
+            .map(Some)
+            .map_err(|e| Error::Config {
+                path,
+                message: format!("judge: {e}"),
+            }),
+    }
 }
 
 /// How a run ended.
@@ -497,9 +594,9 @@ pub struct Trainer {
     /// The target Q with its held-out set.
     pub target: Target,
     /// The potential U(x, t).
-    pub potential: Mlp,
+    pub potential: Network,
     /// The discriminator phi(x).
-    pub critic: Mlp,
+    pub critic: Network,
     pub(crate) potential_adam: Adam,
     pub(crate) critic_adam: Adam,
     pub(crate) rng: ChaCha8Rng,
@@ -510,6 +607,8 @@ pub struct Trainer {
     /// Wall time of earlier sessions of this run.
     pub(crate) elapsed_before: f64,
     spec: FlowSpec,
+    /// The digit judge, for labelled image data.
+    pub judge: Option<Judge>,
 }
 
 /// Seed offsets of the independent streams (evaluation points, samples).
@@ -530,32 +629,25 @@ impl Trainer {
         config.validate()?;
         let target = config.target()?;
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-        let d = config.dim;
-        let potential = Mlp::glorot(
-            &layer_sizes(d + 1, &config.potential_widths),
-            Activation::Tanh,
-            &mut rng,
-            &compute.device,
-            compute.dtype,
-        );
-        let critic = Mlp::glorot(
-            &layer_sizes(d, &config.critic_widths),
-            Activation::Relu,
-            &mut rng,
-            &compute.device,
-            compute.dtype,
-        );
+        config.model.check(target.image_side)?;
+        let (potential, critic) = networks(&config, target.image_side, &mut rng, &compute);
         let potential_adam = Adam::new(
             config.potential_learning_rate,
             config.betas,
-            &potential.parameters,
+            potential.parameters(),
         );
         let critic_adam = Adam::new(
             config.critic_learning_rate,
             config.betas,
-            &critic.parameters,
+            critic.parameters(),
         );
         let spec = config.flow_spec()?;
+        let judge = match target.training() {
+            Some(training) if training.labels.is_some() => {
+                Some(Judge::train(training, target.test(), config.seed)?)
+            }
+            _ => None,
+        };
         Ok(Self {
             config,
             compute,
@@ -569,6 +661,7 @@ impl Trainer {
             history: Vec::new(),
             elapsed_before: 0.0,
             spec,
+            judge,
         })
     }
 
@@ -607,7 +700,7 @@ impl Trainer {
     }
 
     fn source(&mut self, n: usize) -> Tensor<2> {
-        let x = source_sample(n, self.config.dim, &mut self.rng);
+        let x = self.config.source.sample(n, self.config.dim, &mut self.rng);
         self.matrix(x, n)
     }
 
@@ -643,7 +736,7 @@ impl Trainer {
             }
             let grads = loss.backward();
             let g = gradients(&critic, &self.critic, &grads);
-            self.critic_adam.update(&mut self.critic.parameters, g);
+            self.critic_adam.update(self.critic.parameters_mut(), g);
             if j + 1 == steps {
                 critic_loss = host_values(loss)[0];
             }
@@ -678,7 +771,7 @@ impl Trainer {
             });
         }
         self.potential_adam.update(
-            &mut self.potential.parameters,
+            self.potential.parameters_mut(),
             total.expect("at least one block"),
         );
         self.iteration += 1;
@@ -688,7 +781,7 @@ impl Trainer {
     /// The evaluation source points (the same at every evaluation).
     fn eval_source(&self, n: usize) -> Tensor<2> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ EVAL_STREAM);
-        let x = source_sample(n, self.config.dim, &mut rng);
+        let x = self.config.source.sample(n, self.config.dim, &mut rng);
         self.matrix(x, n)
     }
 
@@ -721,6 +814,10 @@ impl Trainer {
             .input_gradient(with_time(xt.clone(), c.horizon))
             .narrow(1, 0, d);
         let mismatch = self.critic.input_gradient(xt.clone()) - grad_u;
+        let frechet = self
+            .judge
+            .as_ref()
+            .map_or(f64::NAN, |j| j.frechet(&host_values(xt.clone())));
         let terminal_residual = host_values(mismatch.square().sum_dim(1).mean().sqrt())[0];
         let (orthogonal, in_plane_shift) = if self.target.embedded() {
             let plane = xt.clone().narrow(1, 0, 2) - x0.clone().narrow(1, 0, 2);
@@ -751,6 +848,7 @@ impl Trainer {
             in_plane_shift,
             max_speed,
             speed_bound: c.lipschitz.map_or(f64::INFINITY, |l| l / alpha),
+            frechet,
         }
     }
 
@@ -766,7 +864,7 @@ impl Trainer {
     pub fn sample(&self, n: usize, seed: u64, dt: f64) -> Result<(Vec<f64>, Vec<f64>)> {
         crate::error::check_memory("n", n, n, 32 * self.config.dim)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ SAMPLE_STREAM);
-        let x0 = source_sample(n, self.config.dim, &mut rng);
+        let x0 = self.config.source.sample(n, self.config.dim, &mut rng);
         let xt = self.generate(x0.clone(), dt)?;
         Ok((x0, xt))
     }
@@ -872,14 +970,15 @@ impl Trainer {
         write_history(&out.join("history.csv"), &self.history)?;
         let wall_seconds = wall(self);
         let done = self.iteration - first_iteration;
-        let (samples, terminal_law) = if status == Status::Completed {
+        let (samples, terminal_law, judge) = if status == Status::Completed {
             let (_, xt) =
                 self.sample(self.config.final_samples, self.config.seed, self.config.dt)?;
             let path = out.join("samples.npy");
             write_samples(&path, &xt, self.config.dim)?;
-            (Some(path), Some(self.compare_with_target(&xt)))
+            let judge = self.judge.as_ref().map(|j| j.assess(&xt));
+            (Some(path), Some(self.compare_with_target(&xt)), judge)
         } else {
-            (None, None)
+            (None, None, None)
         };
         let summary = RunSummary {
             config: self.config.clone(),
@@ -891,6 +990,7 @@ impl Trainer {
             final_diagnostics: self.history.last().cloned(),
             samples,
             terminal_law,
+            judge,
             exact: exact_optimum(&self.config),
         };
         let value = serde_json::to_value(&summary).expect("serialisable");
@@ -920,6 +1020,9 @@ pub struct RunSummary {
     pub samples: Option<PathBuf>,
     /// Generated samples against the target.
     pub terminal_law: Option<TerminalLaw>,
+    /// The digit judge on the generated images (labelled image data).
+    #[serde(default)]
+    pub judge: Option<JudgeReport>,
     /// The closed-form optimum where one exists (`dirac`, `subspace`, `shift`).
     pub exact: Option<ExactOptimum>,
 }
@@ -992,13 +1095,55 @@ pub struct TerminalLaw {
 
 /// The gradients of a tracked copy's parameters, in the order of `master`
 /// (zero for parameters the loss does not depend on, such as U's output bias).
-fn gradients(tracked: &Mlp, master: &Mlp, grads: &burn::tensor::Gradients) -> Vec<Tensor<2>> {
+fn gradients<N: ScalarNetwork>(
+    tracked: &N,
+    master: &N,
+    grads: &burn::tensor::Gradients,
+) -> Vec<Tensor<2>> {
     tracked
-        .parameters
+        .parameters()
         .iter()
-        .zip(&master.parameters)
+        .zip(master.parameters())
         .map(|(p, m)| p.grad(grads).unwrap_or_else(|| m.zeros_like()))
         .collect()
+}
+
+/// Fresh U (input `[x, t]`) and phi of the configured model, drawn from `rng`.
+fn networks<R: Rng + ?Sized>(
+    config: &TrainConfig,
+    image_side: Option<usize>,
+    rng: &mut R,
+    compute: &Compute,
+) -> (Network, Network) {
+    let (device, dtype, d) = (&compute.device, compute.dtype, config.dim);
+    match &config.model {
+        Model::Mlp => (
+            Network::Mlp(Mlp::glorot(
+                &layer_sizes(d + 1, &config.potential_widths),
+                Activation::Tanh,
+                rng,
+                device,
+                dtype,
+            )),
+            Network::Mlp(Mlp::glorot(
+                &layer_sizes(d, &config.critic_widths),
+                Activation::Relu,
+                rng,
+                device,
+                dtype,
+            )),
+        ),
+        Model::Cnn { channels, kernel } => {
+            let side = image_side.expect("Model::check admits image data only");
+            let mut build = |widths: &[usize], time_input: bool| {
+                Network::Cnn(Cnn::glorot(
+                    side, channels, *kernel, widths, time_input, rng, device, dtype,
+                ))
+            };
+            let potential = build(&config.potential_widths, true);
+            (potential, build(&config.critic_widths, false))
+        }
+    }
 }
 
 /// Writes points as an `n x dim` f64 `.npy` file.

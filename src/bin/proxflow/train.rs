@@ -4,7 +4,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use proxflow::divergence::FDivergence;
 use proxflow::error::{Error, Result};
-use proxflow::neural::target::Target;
+use proxflow::neural::network::ModelFamily;
+use proxflow::neural::target::{Source, Target};
 use proxflow::neural::train::write_samples;
 use proxflow::neural::{
     BackendKind, Precision, RunSummary, Status, TrainConfig, TrainObserver, TrainState, Trainer,
@@ -55,7 +56,19 @@ pub struct TrainArgs {
     /// Euler step (must divide T).
     #[arg(long)]
     dt: Option<f64>,
-    /// Hidden widths of the potential, comma separated.
+    /// Network family of U and phi: mlp | cnn [default: cnn for images, mlp otherwise].
+    #[arg(long)]
+    model: Option<ModelFamily>,
+    /// Output channels of each CNN convolution stage, comma separated [default: 8,8].
+    #[arg(long, value_delimiter = ',')]
+    channels: Option<Vec<usize>>,
+    /// Side of the CNN's square kernels, odd [default: 7].
+    #[arg(long)]
+    kernel: Option<usize>,
+    /// Source law: normal | uniform:LOW,HIGH [default: uniform:0,0.5 for images, normal otherwise].
+    #[arg(long)]
+    source: Option<Source>,
+    /// Hidden widths of the potential (the CNN's dense head), comma separated.
     #[arg(long, value_delimiter = ',')]
     widths: Option<Vec<usize>>,
     /// Hidden widths of the discriminator, comma separated.
@@ -105,13 +118,19 @@ impl TrainArgs {
         let dim = Target::load(&data, self.dim, 1, 0)?.dim;
         let mut c = TrainConfig::paper(&data, dim);
         set(&mut c.iterations, self.iterations);
-        self.apply(&mut c);
+        self.apply(&mut c)?;
         c.validate()?;
         Ok(c)
     }
 
     /// Sets every flag given (all but `--data`, `--dim` and `--iterations`).
-    fn apply(&self, c: &mut TrainConfig) {
+    fn apply(&self, c: &mut TrainConfig) -> Result<()> {
+        let side = (c.dim as f64).sqrt().round() as usize;
+        let family = self.model.unwrap_or(c.model.family());
+        c.model = c
+            .model
+            .with(family, self.channels.clone(), self.kernel, side)?;
+        set(&mut c.source, self.source);
         set(&mut c.variant, self.variant);
         set(&mut c.divergence, self.divergence);
         set(&mut c.backend, self.backend);
@@ -136,13 +155,14 @@ impl TrainArgs {
         set(&mut c.blowup, self.blowup);
         set(&mut c.eval_every, self.eval_every);
         set(&mut c.checkpoint_every, self.checkpoint_every);
+        Ok(())
     }
 
     /// With `--resume DIR`: every other flag must agree with the stored run
     /// (a differing one would be silently ignored), `--out` included.
     fn refuse_contradictions(&self, stored: &TrainConfig, dir: &std::path::Path) -> Result<()> {
         let mut wanted = stored.clone();
-        self.apply(&mut wanted);
+        self.apply(&mut wanted)?;
         // the checkpoint header serialises the same struct: this cannot fail
         let as_map = |c: &TrainConfig| match serde_json::to_value(c) {
             Ok(serde_json::Value::Object(m)) => m,
@@ -239,9 +259,11 @@ pub fn train(args: TrainArgs) -> Result<()> {
     };
     let c = &trainer.config;
     println!(
-        "proxflow train: {} in {}-D, variant {}, f = {}, alpha {}, L {}, {} iterations on {:?} ({:?})",
+        "proxflow train: {} in {}-D ({} model, source {}), variant {}, f = {}, alpha {}, L {}, {} iterations on {:?} ({:?})",
         c.data,
         c.dim,
+        c.model.name(),
+        c.source,
         c.variant.name(),
         c.divergence,
         c.alpha,
@@ -284,6 +306,9 @@ pub fn train(args: TrainArgs) -> Result<()> {
             "  terminal law ({} points a side): energy distance {:.3e} (noise floor {:.1e}), MMD^2 {:.3e} (noise floor {:.1e})",
             t.samples, t.energy_distance, t.noise_floor_energy, t.mmd2, t.noise_floor_mmd2
         );
+    }
+    if let Some(j) = &summary.judge {
+        println!("  {}", j.caption());
     }
     println!(
         "  {:.1} s, {:.1} iterations/s",

@@ -527,28 +527,36 @@ pub fn run(args: ValidateArgs) -> Result<()> {
             let summary = Trainer::new(c)?.run(&dir, &mut proxflow::neural::Silent)?;
             proxflow::neural::figures::run_figures(&dir)?;
             let last = summary.final_diagnostics.clone();
+            let history = read_history(&dir.join("history.csv"))?;
+            let judge = summary.judge.as_ref();
             rows.push(json!({"variant": name, "status": match &summary.status { proxflow::neural::Status::Completed => "completed".to_string(),
                     proxflow::neural::Status::Diverged { iteration, .. } => format!("diverged at {iteration}") },
                 "divergence": last.as_ref().map(|r| r.divergence), "kinetic": last.as_ref().map(|r| r.kinetic),
-                "max_speed": last.as_ref().map(|r| r.max_speed), "wall_time_s": summary.wall_seconds}));
-            curves.push((name.to_string(), read_history(&dir.join("history.csv"))?));
+                "mean_kinetic": proxflow::neural::train::mean_kinetic(&history),
+                "max_speed": last.as_ref().map(|r| r.max_speed), "wall_time_s": summary.wall_seconds,
+                "confident": judge.map(|j| j.confident_fraction), "classes": judge.map(|j| j.classes_present),
+                "frechet": judge.map(|j| j.frechet), "frechet_floor": judge.map(|j| j.frechet_floor)}));
+            curves.push((name.to_string(), history));
         }
         let chart_dir = runs.join(key);
         std::fs::create_dir_all(&chart_dir).map_err(|e| Error::io(&chart_dir, e))?;
         proxflow::neural::figures::training_curves(&curves, &chart_dir)?;
-        report.push_str(&table(
-            &rows,
-            &[
-                "variant",
-                "status",
-                "divergence",
-                "kinetic",
-                "max_speed",
-                "wall_time_s",
-            ],
-        ));
+        let mut columns = vec![
+            "variant",
+            "status",
+            "divergence",
+            "kinetic",
+            "mean_kinetic",
+            "max_speed",
+            "wall_time_s",
+        ];
+        let image = proxflow::neural::train::is_image_data(data);
+        if image {
+            columns.extend(["confident", "classes", "frechet", "frechet_floor"]);
+        }
+        report.push_str(&table(&rows, &columns));
         let mut figs = collect_figures(&chart_dir, &figures, key, |_| true)?;
-        if data == "mnist" {
+        if image {
             for (name, _) in Variant::ALL {
                 figs.extend(collect_figures(
                     &runs.join(format!("{key}-{name}")),
@@ -571,16 +579,28 @@ pub fn run(args: ValidateArgs) -> Result<()> {
         &mut report,
     )?;
     results.insert("variants_7d".into(), v7);
-    announce("[8/8] the four variants, MNIST subset (784-D)");
+    // the quick suite takes the 8x8 digits, the full one the MNIST subset
+    let (image_data, image_title) = if args.quick {
+        (
+            "digits",
+            "8. The four variants on images (8x8 digits, 64-D, CNN)",
+        )
+    } else {
+        (
+            "mnist",
+            "8. The four variants on images (MNIST subset, 784-D, CNN)",
+        )
+    };
+    announce(&format!("[8/8] the four variants, {image_data} images"));
     let vm = variant_section(
-        "8. The four variants on images (MNIST subset, 784-D)",
-        "mnist",
-        "mnist",
-        proxflow::neural::target::Target::load("mnist", None, 1, 0)?.dim,
+        image_title,
+        image_data,
+        image_data,
+        proxflow::neural::target::Target::load(image_data, None, 1, 0)?.dim,
         plan.image_iterations,
         &mut report,
     )?;
-    results.insert("mnist".into(), vm);
+    results.insert(image_data.into(), vm);
 
     let wall = started.elapsed().as_secs_f64();
     report.push_str(&format!("\nTotal wall time: {wall:.0} s.\n"));

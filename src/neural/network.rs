@@ -1,0 +1,237 @@
+//! The scalar networks of the flow behind one interface: `y(x)` and its
+//! explicit input gradient `grad_x y(x)`, written as forward tensor
+//! operations so that reverse mode differentiates losses containing it.
+//! [`Network`] is the run-time choice between the dense [`Mlp`] and the
+//! convolutional [`Cnn`]; both keep their parameters as one list of 2-D
+//! tensors, so Adam and the checkpoint treat them alike.
+
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::neural::cnn::Cnn;
+use crate::neural::mlp::Mlp;
+
+/// A scalar-output network with an explicit input gradient.
+pub trait ScalarNetwork: Sized + Sync {
+    /// The parameter tensors, in a fixed order.
+    fn parameters(&self) -> &[Tensor<2>];
+    /// The parameter tensors, to update in place.
+    fn parameters_mut(&mut self) -> &mut Vec<Tensor<2>>;
+    /// The same network with new parameter tensors.
+    fn with_parameters(&self, parameters: Vec<Tensor<2>>) -> Self;
+    /// `y(x)`, shape `[n, 1]`.
+    fn forward(&self, x: Tensor<2>) -> Tensor<2>;
+    /// `(y(x), grad_x y(x))`, shapes `[n, 1]` and `[n, input]`.
+    fn forward_with_gradient(&self, x: Tensor<2>) -> (Tensor<2>, Tensor<2>);
+
+    /// `grad_x y(x)`, shape `[n, input]`.
+    fn input_gradient(&self, x: Tensor<2>) -> Tensor<2> {
+        self.forward_with_gradient(x).1
+    }
+
+    /// A copy whose parameters record gradients (autodiff on, `require_grad`).
+    fn tracked(&self) -> Self {
+        self.with_parameters(
+            self.parameters()
+                .iter()
+                .map(|p| p.clone().autodiff().require_grad())
+                .collect(),
+        )
+    }
+}
+
+/// Which network family a run uses for U and phi.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Model {
+    /// Dense layers on the flattened point (tanh potential, ReLU critic).
+    Mlp,
+    /// Convolution stages on a square one-channel image (the paper's image
+    /// model): per stage a `kernel x kernel` convolution with "same"
+    /// padding, ReLU and 2x2 max-pooling; then dense ReLU layers.
+    Cnn {
+        /// Output channels of each convolution stage.
+        channels: Vec<usize>,
+        /// Side of the square convolution kernel (odd).
+        kernel: usize,
+    },
+}
+
+impl Model {
+    /// The paper's image model: two stages of 8 channels, 7x7 kernels
+    /// (at most the image side).
+    pub fn paper_cnn(side: usize) -> Self {
+        let kernel = if side >= 7 { 7 } else { side | 1 };
+        Model::Cnn {
+            channels: vec![8, 8],
+            kernel,
+        }
+    }
+
+    /// The model's name on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Model::Mlp => "mlp",
+            Model::Cnn { .. } => "cnn",
+        }
+    }
+
+    /// Checks the model against the data: a CNN needs a square image whose
+    /// side halves evenly at every stage.
+    pub fn check(&self, image_side: Option<usize>) -> Result<()> {
+        let Model::Cnn { channels, kernel } = self else {
+            return Ok(());
+        };
+        let Some(side) = image_side else {
+            return Err(Error::invalid(
+                "model",
+                "cnn",
+                "needs image data (digits, mnist, idx:PATH); use --model mlp",
+            ));
+        };
+        if channels.is_empty() || channels.contains(&0) {
+            return Err(Error::invalid(
+                "channels",
+                format!("{channels:?}"),
+                "need at least one convolution stage, all channel counts >= 1",
+            ));
+        }
+        if kernel % 2 == 0 || *kernel > side {
+            return Err(Error::invalid(
+                "kernel",
+                kernel,
+                &format!("must be odd and at most the image side {side}"),
+            ));
+        }
+        let stages = channels.len() as u32;
+        if !side.is_multiple_of(1 << stages) {
+            return Err(Error::invalid(
+                "channels",
+                format!("{channels:?}"),
+                &format!(
+                    "{stages} pooling stages need an image side divisible by {}, not {side}",
+                    1 << stages
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The family alone, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelFamily {
+    /// [`Model::Mlp`].
+    Mlp,
+    /// [`Model::Cnn`].
+    Cnn,
+}
+
+impl std::str::FromStr for ModelFamily {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        crate::error::choose(
+            "model",
+            s,
+            &[("mlp", ModelFamily::Mlp), ("cnn", ModelFamily::Cnn)],
+        )
+    }
+}
+
+impl Model {
+    /// The family of this model.
+    pub fn family(&self) -> ModelFamily {
+        match self {
+            Model::Mlp => ModelFamily::Mlp,
+            Model::Cnn { .. } => ModelFamily::Cnn,
+        }
+    }
+
+    /// `family` with the CNN's stages and kernel overridden where given
+    /// (the rest kept from `self`, or the paper's for `side`). Convolution
+    /// settings for the MLP are refused: it would ignore them.
+    pub fn with(
+        &self,
+        family: ModelFamily,
+        channels: Option<Vec<usize>>,
+        kernel: Option<usize>,
+        side: usize,
+    ) -> Result<Self> {
+        match family {
+            ModelFamily::Mlp => {
+                if channels.is_some() || kernel.is_some() {
+                    return Err(Error::invalid(
+                        "model",
+                        "mlp",
+                        "--channels and --kernel set the cnn model's convolutions; the mlp has none",
+                    ));
+                }
+                Ok(Model::Mlp)
+            }
+            ModelFamily::Cnn => {
+                let base = match self {
+                    Model::Cnn { .. } => self.clone(),
+                    Model::Mlp => Model::paper_cnn(side),
+                };
+                let Model::Cnn {
+                    channels: c0,
+                    kernel: k0,
+                } = base
+                else {
+                    unreachable!("base is a cnn")
+                };
+                Ok(Model::Cnn {
+                    channels: channels.unwrap_or(c0),
+                    kernel: kernel.unwrap_or(k0),
+                })
+            }
+        }
+    }
+}
+
+/// A network of either family, chosen at run time.
+#[derive(Debug, Clone)]
+pub enum Network {
+    /// Dense.
+    Mlp(Mlp),
+    /// Convolutional.
+    Cnn(Cnn),
+}
+
+impl ScalarNetwork for Network {
+    fn parameters(&self) -> &[Tensor<2>] {
+        match self {
+            Network::Mlp(n) => n.parameters(),
+            Network::Cnn(n) => n.parameters(),
+        }
+    }
+
+    fn parameters_mut(&mut self) -> &mut Vec<Tensor<2>> {
+        match self {
+            Network::Mlp(n) => n.parameters_mut(),
+            Network::Cnn(n) => n.parameters_mut(),
+        }
+    }
+
+    fn with_parameters(&self, parameters: Vec<Tensor<2>>) -> Self {
+        match self {
+            Network::Mlp(n) => Network::Mlp(n.with_parameters(parameters)),
+            Network::Cnn(n) => Network::Cnn(n.with_parameters(parameters)),
+        }
+    }
+
+    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        match self {
+            Network::Mlp(n) => n.forward(x),
+            Network::Cnn(n) => n.forward(x),
+        }
+    }
+
+    fn forward_with_gradient(&self, x: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        match self {
+            Network::Mlp(n) => n.forward_with_gradient(x),
+            Network::Cnn(n) => n.forward_with_gradient(x),
+        }
+    }
+}
