@@ -164,13 +164,6 @@ impl ScalarNetwork for Cnn {
         &mut self.parameters
     }
 
-    fn with_parameters(&self, parameters: Vec<Tensor<2>>) -> Self {
-        Self {
-            parameters,
-            ..self.clone()
-        }
-    }
-
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let (features, _) = self.features(&x, false);
         self.head().forward(self.head_input(&x, features))

@@ -122,13 +122,6 @@ impl ScalarNetwork for Mlp {
         &mut self.parameters
     }
 
-    fn with_parameters(&self, parameters: Vec<Tensor<2>>) -> Self {
-        Self {
-            parameters,
-            activation: self.activation,
-        }
-    }
-
     /// `y(x)`, shape `[n, 1]`.
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let mut h = x;

@@ -13,13 +13,17 @@ use crate::neural::cnn::Cnn;
 use crate::neural::mlp::Mlp;
 
 /// A scalar-output network with an explicit input gradient.
-pub trait ScalarNetwork: Sized + Sync {
+pub trait ScalarNetwork: Clone + Sync {
     /// The parameter tensors, in a fixed order.
     fn parameters(&self) -> &[Tensor<2>];
     /// The parameter tensors, to update in place.
     fn parameters_mut(&mut self) -> &mut Vec<Tensor<2>>;
     /// The same network with new parameter tensors.
-    fn with_parameters(&self, parameters: Vec<Tensor<2>>) -> Self;
+    fn with_parameters(&self, parameters: Vec<Tensor<2>>) -> Self {
+        let mut copy = self.clone();
+        *copy.parameters_mut() = parameters;
+        copy
+    }
     /// `y(x)`, shape `[n, 1]`.
     fn forward(&self, x: Tensor<2>) -> Tensor<2>;
     /// `(y(x), grad_x y(x))`, shapes `[n, 1]` and `[n, input]`.
@@ -211,13 +215,6 @@ impl ScalarNetwork for Network {
         match self {
             Network::Mlp(n) => n.parameters_mut(),
             Network::Cnn(n) => n.parameters_mut(),
-        }
-    }
-
-    fn with_parameters(&self, parameters: Vec<Tensor<2>>) -> Self {
-        match self {
-            Network::Mlp(n) => Network::Mlp(n.with_parameters(parameters)),
-            Network::Cnn(n) => Network::Cnn(n.with_parameters(parameters)),
         }
     }
 

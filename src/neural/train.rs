@@ -346,11 +346,16 @@ impl TrainConfig {
     /// Bytes one point of a batch needs through the flow: its activations at
     /// every layer and every Euler step (f64, with the backward pass's copy).
     pub fn point_bytes(&self) -> usize {
+        // a CNN's first stage holds `channels` copies of the image
+        let conv = match &self.model {
+            Model::Mlp => 0,
+            Model::Cnn { channels, .. } => channels.iter().max().map_or(0, |c| c * self.dim),
+        };
         let widest = self
             .potential_widths
             .iter()
             .chain(&self.critic_widths)
-            .fold(self.dim, |a, w| a.max(*w));
+            .fold(self.dim.max(conv), |a, w| a.max(*w));
         let layers = self.potential_widths.len().max(self.critic_widths.len()) + 2;
         let steps = (self.horizon / self.dt).round().clamp(1.0, 1e6) as usize + 1;
         16usize

@@ -45,6 +45,9 @@ struct Plan {
     no_w2: (usize, usize),
     neural_iterations: usize,
     variant_iterations: usize,
+    /// Iterations of the image variants: the digits (quick, about 0.45 s an
+    /// iteration here) or MNIST (full, about 2.5 s an iteration: the paper's
+    /// 5,000 are a standalone `proxflow train --data mnist` run).
     image_iterations: usize,
 }
 
@@ -77,7 +80,7 @@ impl Plan {
                 no_w2: (40, 3),
                 neural_iterations: 2000,
                 variant_iterations: 1200,
-                image_iterations: 300,
+                image_iterations: 1000,
             }
         } else {
             Plan {
@@ -112,7 +115,7 @@ impl Plan {
                 no_w2: (48, 5),
                 neural_iterations: 10000,
                 variant_iterations: 15000,
-                image_iterations: 2000,
+                image_iterations: 300,
             }
         }
     }
