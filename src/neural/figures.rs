@@ -18,14 +18,20 @@ use crate::neural::train::Record;
 /// run; log axes where the values are positive and span more than a decade.
 pub fn training_curves(runs: &[(String, Vec<Record>)], dir: &Path) -> Result<Vec<PathBuf>> {
     type Pick = fn(&Record) -> f64;
-    let quantities: [(&str, &str, Pick); 4] = [
+    let quantities: [(&str, &str, Pick); 5] = [
         ("divergence", "divergence estimate", |r| r.divergence),
         ("kinetic", "kinetic energy", |r| r.kinetic),
         ("hjb", "RMS HJB residual", |r| r.hjb_residual),
         ("terminal", "RMS terminal residual", |r| r.terminal_residual),
+        ("frechet", "judge's Frechet distance", |r| r.frechet),
     ];
     let mut written = Vec::new();
     for (name, label, pick) in quantities {
+        // the Fréchet distance exists only for labelled images
+        let judged = runs.iter().flat_map(|(_, h)| h).any(|r| !pick(r).is_nan());
+        if !judged {
+            continue;
+        }
         let series: Vec<Series> = runs
             .iter()
             .map(|(run, history)| Series {

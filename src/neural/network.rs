@@ -66,7 +66,8 @@ impl Model {
     /// The paper's image model: two stages of 8 channels, 7x7 kernels
     /// (at most the image side).
     pub fn paper_cnn(side: usize) -> Self {
-        let kernel = if side >= 7 { 7 } else { side | 1 };
+        // the largest odd side up to 7 that fits the image
+        let kernel = side.clamp(1, 7) - usize::from(side < 7 && side.is_multiple_of(2));
         Model::Cnn {
             channels: vec![8, 8],
             kernel,
@@ -230,5 +231,44 @@ impl ScalarNetwork for Network {
             Network::Mlp(n) => n.forward_with_gradient(x),
             Network::Cnn(n) => n.forward_with_gradient(x),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_paper_cnn_fits_its_image_and_checks_its_stages() {
+        let kernel = |side| match Model::paper_cnn(side) {
+            Model::Cnn { kernel, .. } => kernel,
+            Model::Mlp => unreachable!(),
+        };
+        assert_eq!([kernel(28), kernel(8), kernel(6), kernel(5)], [7, 7, 5, 5]);
+        assert!(Model::paper_cnn(28).check(Some(28)).is_ok());
+        assert!(Model::paper_cnn(4).check(Some(4)).is_ok());
+        assert!(Model::paper_cnn(28).check(None).is_err());
+        let three = Model::Cnn {
+            channels: vec![8; 3],
+            kernel: 7,
+        };
+        // 28 halves twice, not three times
+        assert!(three.check(Some(28)).is_err());
+        assert!(Model::Mlp.check(None).is_ok());
+        let cnn = Model::Mlp
+            .with(ModelFamily::Cnn, None, Some(3), 28)
+            .unwrap();
+        assert_eq!(
+            cnn,
+            Model::Cnn {
+                channels: vec![8, 8],
+                kernel: 3
+            }
+        );
+        assert!(cnn.with(ModelFamily::Mlp, None, Some(3), 28).is_err());
+        assert_eq!(
+            cnn.with(ModelFamily::Mlp, None, None, 28).unwrap(),
+            Model::Mlp
+        );
     }
 }

@@ -248,7 +248,7 @@ impl TrainConfig {
             eval_samples: 500,
             final_samples: 1000,
             checkpoint_every: 100,
-            ..Self::paper("", dim.max(3))
+            ..Self::paper("", dim)
         }
         .with_data(data, dim)
     }

@@ -210,8 +210,13 @@ impl TrainObserver for TrainProgress {
     fn observe(&mut self, state: &TrainState) {
         self.0.set_position(state.iteration as u64);
         if let Some(r) = state.latest {
+            let frechet = if r.frechet.is_nan() {
+                String::new()
+            } else {
+                format!("  Frechet {:.2}", r.frechet)
+            };
             self.0.set_message(format!(
-                "D {:.4}  KE {:.4}  HJB {:.2e}",
+                "D {:.4}  KE {:.4}  HJB {:.2e}{frechet}",
                 r.divergence, r.kinetic, r.hjb_residual
             ));
         }
