@@ -612,8 +612,9 @@ pub struct Trainer {
     /// Wall time of earlier sessions of this run.
     pub(crate) elapsed_before: f64,
     spec: FlowSpec,
-    /// The digit judge, for labelled image data.
-    pub judge: Option<Judge>,
+    /// The digit judge for labelled image data, trained on first use (a
+    /// run's first evaluation), so `sample` and `resume` do not pay for it.
+    judge: std::sync::OnceLock<Option<Judge>>,
 }
 
 /// Seed offsets of the independent streams (evaluation points, samples).
@@ -647,12 +648,6 @@ impl Trainer {
             critic.parameters(),
         );
         let spec = config.flow_spec()?;
-        let judge = match target.training() {
-            Some(training) if training.labels.is_some() => {
-                Some(Judge::train(training, target.test(), config.seed)?)
-            }
-            _ => None,
-        };
         Ok(Self {
             config,
             compute,
@@ -666,7 +661,7 @@ impl Trainer {
             history: Vec::new(),
             elapsed_before: 0.0,
             spec,
-            judge,
+            judge: std::sync::OnceLock::new(),
         })
     }
 
@@ -783,6 +778,19 @@ impl Trainer {
         (critic_loss, potential_loss)
     }
 
+    /// The digit judge, for labelled image data (trained on the first call;
+    /// deterministic in the seed, so a resumed run gets the same judge).
+    pub fn judge(&self) -> Option<&Judge> {
+        self.judge
+            .get_or_init(|| {
+                let training = self.target.training()?;
+                training.labels.as_ref()?;
+                let judge = Judge::train(training, self.target.test(), self.config.seed);
+                Some(judge.expect("labelled training and held-out images"))
+            })
+            .as_ref()
+    }
+
     /// The evaluation source points (the same at every evaluation).
     fn eval_source(&self, n: usize) -> Tensor<2> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ EVAL_STREAM);
@@ -820,8 +828,7 @@ impl Trainer {
             .narrow(1, 0, d);
         let mismatch = self.critic.input_gradient(xt.clone()) - grad_u;
         let frechet = self
-            .judge
-            .as_ref()
+            .judge()
             .map_or(f64::NAN, |j| j.frechet(&host_values(xt.clone())));
         let terminal_residual = host_values(mismatch.square().sum_dim(1).mean().sqrt())[0];
         let (orthogonal, in_plane_shift) = if self.target.embedded() {
@@ -980,7 +987,7 @@ impl Trainer {
                 self.sample(self.config.final_samples, self.config.seed, self.config.dt)?;
             let path = out.join("samples.npy");
             write_samples(&path, &xt, self.config.dim)?;
-            let judge = self.judge.as_ref().map(|j| j.assess(&xt));
+            let judge = self.judge().map(|j| j.assess(&xt));
             (Some(path), Some(self.compare_with_target(&xt)), judge)
         } else {
             (None, None, None)
