@@ -62,6 +62,12 @@ pub enum Model {
     },
 }
 
+/// The side of a square image of `dim` pixels (image data are square: the
+/// loaders reject other shapes), for configs that know only `dim`.
+pub fn square_side(dim: usize) -> usize {
+    (dim as f64).sqrt().round() as usize
+}
+
 impl Model {
     /// The paper's image model: two stages of 8 channels, 7x7 kernels
     /// (at most the image side).

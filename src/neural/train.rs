@@ -33,7 +33,7 @@ use crate::neural::flow::{
 };
 use crate::neural::judge::{Judge, JudgeReport};
 use crate::neural::mlp::{Activation, Mlp, layer_sizes};
-use crate::neural::network::{Model, Network, ScalarNetwork};
+use crate::neural::network::{Model, Network, ScalarNetwork, square_side};
 use crate::neural::target::{Source, Target};
 
 /// Which proximal terms the losses contain.
@@ -228,7 +228,6 @@ impl TrainConfig {
     /// with dense heads 512 x 3 (U) and 256 x 3 (phi), Adam rates 5e-4 (U)
     /// and 1e-4 (phi), 5,000 iterations.
     pub fn paper_images(data: &str, dim: usize) -> Self {
-        let side = (dim as f64).sqrt().round() as usize;
         Self {
             alpha: 0.05,
             gp_weight: 0.1,
@@ -238,7 +237,7 @@ impl TrainConfig {
                 low: 0.0,
                 high: 0.5,
             },
-            model: Model::paper_cnn(side),
+            model: Model::paper_cnn(square_side(dim)),
             potential_widths: vec![512; 3],
             critic_widths: vec![256; 3],
             iterations: 5000,
@@ -492,11 +491,20 @@ impl Record {
     }
 }
 
-/// Mean kinetic energy over the evaluations after the first (the initial
-/// network's is not the method's); NaN when there are none.
+/// First iteration of the window of [`mean_kinetic`]: the paper's figure
+/// averages over iterations 100 to the end, past the initial transient.
+pub const KINETIC_WINDOW_START: usize = 100;
+
+/// Mean kinetic energy over the evaluations from iteration
+/// [`KINETIC_WINDOW_START`] on (the initial network's is not the method's);
+/// NaN when there are none.
 pub fn mean_kinetic(history: &[Record]) -> f64 {
-    let later: Vec<f64> = history.iter().skip(1).map(|r| r.kinetic).collect();
-    later.iter().sum::<f64>() / later.len() as f64
+    let window: Vec<f64> = history
+        .iter()
+        .filter(|r| r.iteration >= KINETIC_WINDOW_START)
+        .map(|r| r.kinetic)
+        .collect();
+    window.iter().sum::<f64>() / window.len() as f64
 }
 
 /// Writes `history.csv` through a temporary file and a rename.
@@ -1163,4 +1171,41 @@ pub fn write_samples(path: &Path, values: &[f64], dim: usize) -> Result<()> {
     let array = ndarray::Array2::from_shape_vec((values.len() / dim, dim), values.to_vec())
         .expect("whole rows");
     crate::io::write_npy(path, &array)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_default_to_the_paper_settings() {
+        let c = TrainConfig::paper("mnist", 784);
+        assert_eq!((c.alpha, c.lipschitz, c.gp_weight), (0.05, Some(1.0), 0.1));
+        assert_eq!((c.horizon, c.dt, c.iterations), (5.0, 1.0, 5000));
+        assert_eq!(c.source.to_string(), "uniform:0,0.5");
+        assert_eq!(c.model, Model::paper_cnn(28));
+        let rates = (
+            c.potential_learning_rate,
+            c.critic_learning_rate,
+            c.lr_decay,
+        );
+        assert_eq!(rates, (5e-4, 1e-4, 1.0));
+        assert_eq!(TrainConfig::paper("pinwheel", 2).lr_decay, 1.0);
+    }
+
+    #[test]
+    fn the_mean_kinetic_energy_starts_at_iteration_100() {
+        let record = |iteration: usize, kinetic: f64| {
+            Record::from_csv_row(&format!("{iteration},0,0,{kinetic},0,0,0,0,0,0,0,0,0"))
+                .expect("a well-formed row")
+        };
+        let history = [
+            record(0, 9.0),
+            record(50, 9.0),
+            record(100, 1.0),
+            record(200, 3.0),
+        ];
+        assert_eq!(mean_kinetic(&history), 2.0);
+        assert!(mean_kinetic(&history[..2]).is_nan());
+    }
 }

@@ -4,7 +4,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use proxflow::divergence::FDivergence;
 use proxflow::error::{Error, Result};
-use proxflow::neural::network::ModelFamily;
+use proxflow::neural::network::{ModelFamily, square_side};
 use proxflow::neural::target::{Source, Target};
 use proxflow::neural::train::write_samples;
 use proxflow::neural::{
@@ -125,7 +125,7 @@ impl TrainArgs {
 
     /// Sets every flag given (all but `--data`, `--dim` and `--iterations`).
     fn apply(&self, c: &mut TrainConfig) -> Result<()> {
-        let side = (c.dim as f64).sqrt().round() as usize;
+        let side = square_side(c.dim);
         let family = self.model.unwrap_or(c.model.family());
         c.model = c
             .model
