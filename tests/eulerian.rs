@@ -227,6 +227,7 @@ fn the_frank_wolfe_gap_brackets_the_optimum_and_stops_the_rounds() {
     let grid = case.grid(32).unwrap();
     let long = EulerianSolver::new(EulerianOptions {
         tolerance: 1e-9,
+        gap_tolerance: Some(0.0),
         ..Default::default()
     })
     .solve(&case.problem, &grid, &mut Silent)
@@ -234,7 +235,7 @@ fn the_frank_wolfe_gap_brackets_the_optimum_and_stops_the_rounds() {
     let optimum = long.diagnostics.objective;
     let mut rounds = Rounds(Vec::new());
     let e = EulerianSolver::new(EulerianOptions {
-        gap_tolerance: 1e-4,
+        gap_tolerance: Some(1e-4),
         ..Default::default()
     })
     .solve(&case.problem, &grid, &mut rounds)
@@ -279,4 +280,50 @@ fn the_frank_wolfe_gap_brackets_the_optimum_and_stops_the_rounds() {
     // and it closes: the gap after half the rounds is below a tenth of the first
     let gap = |s: &IterationState| s.objective - s.dual;
     assert!(gap(&states[states.len() / 2]) < 0.1 * gap(&states[1]));
+}
+
+/// By default the rounds stop on the Frank–Wolfe gap (below `1e-3 L h`) on a
+/// point target, long before the L1 residual would, with rho_T within h/4 of
+/// the dual solver's in W1; on a smooth target the gap does not stop them.
+#[test]
+fn the_default_stop_is_the_gap_on_singular_targets_only() {
+    use proxflow::mfg::eulerian::SINGULAR_GAP_PER_CELL;
+    let tolerance = EulerianOptions::default().tolerance;
+    let run = |name: &str| {
+        let case = cases::builtin(name).unwrap();
+        let grid = case.grid(32).unwrap();
+        let mut rounds = Rounds(Vec::new());
+        let e = EulerianSolver::default()
+            .solve(&case.problem, &grid, &mut rounds)
+            .unwrap();
+        let last = *rounds.0.last().unwrap();
+        (case, grid, e, last)
+    };
+    let (case, grid, e, last) = run("dirac-2d");
+    let bound = SINGULAR_GAP_PER_CELL * case.problem.lipschitz.unwrap() * grid.h;
+    eprintln!(
+        "dirac-2d @32: {} rounds, gap {:.2e} (bound {bound:.2e}), L1 residual {:.2e}",
+        last.iteration,
+        last.objective - last.dual,
+        last.residual
+    );
+    assert!(e.diagnostics.converged);
+    assert!(last.objective - last.dual < bound);
+    assert!(
+        last.residual > tolerance,
+        "the gap, not the residual, stopped"
+    );
+    let d = dual("dirac-2d", 32);
+    let w1 = grid_w1(&grid, &e.rho_terminal, &d.rho_terminal).unwrap();
+    assert!(w1 <= 0.25 * grid.h, "W1 {w1} vs h {}", grid.h);
+    let exact = case.exact.unwrap().objective();
+    assert!((e.diagnostics.objective - exact).abs() < 1e-2 * exact);
+
+    let (_, _, e, last) = run("shift-near-2d");
+    eprintln!(
+        "shift-near-2d @32: {} rounds, L1 residual {:.2e}",
+        last.iteration, last.residual
+    );
+    let capped = last.iteration == EulerianOptions::default().max_iterations;
+    assert!(last.residual < tolerance || (capped && !e.diagnostics.converged));
 }

@@ -50,48 +50,49 @@ impl Default for FdOptions {
 /// The minmod limiter: the smaller slope when both agree in sign, else 0.
 #[inline]
 pub(crate) fn minmod(a: f64, b: f64) -> f64 {
-    if a * b <= 0.0 {
-        0.0
-    } else if a.abs() < b.abs() {
-        a
-    } else {
-        b
-    }
+    // both selections are computed so that the compiler can blend (no branch)
+    let smaller = if a.abs() < b.abs() { a } else { b };
+    if a * b <= 0.0 { 0.0 } else { smaller }
 }
 
-/// Value at index `k` of a line, held constant beyond its ends. The ghost
-/// values make the outward one-sided slope vanish, so no information enters
-/// from outside the box: the state constraint that matches Hopf–Lax with the
-/// minimum taken over the box (linear extrapolation lets a boundary minimum
-/// run away).
+/// One-sided derivatives `(D- U, D+ U)` at the middle of the five values
+/// `u(k-2..=k+2)` (see [`stencil`]).
 #[inline]
-fn ext(line: &dyn Fn(usize) -> f64, n: usize, k: isize) -> f64 {
-    line(k.clamp(0, n as isize - 1) as usize)
-}
-
-/// One-sided derivatives `(D- U, D+ U)` at index `k` of a line.
-#[inline]
-fn one_sided(
-    line: &dyn Fn(usize) -> f64,
-    n: usize,
-    k: usize,
-    h: f64,
-    scheme: FdScheme,
-) -> (f64, f64) {
-    let k = k as isize;
-    let u = |m: isize| ext(line, n, m);
-    let back = (u(k) - u(k - 1)) / h;
-    let fwd = (u(k + 1) - u(k)) / h;
+fn one_sided(v: [f64; 5], h: f64, scheme: FdScheme) -> (f64, f64) {
+    let back = (v[2] - v[1]) / h;
+    let fwd = (v[3] - v[2]) / h;
     match scheme {
         FdScheme::Godunov => (back, fwd),
         FdScheme::Eno2 => {
-            let d2 = |m: isize| (u(m + 1) - 2.0 * u(m) + u(m - 1)) / h;
+            let d2 = |m: usize| (v[m + 1] - 2.0 * v[m] + v[m - 1]) / h;
             (
-                back + 0.5 * minmod(d2(k - 1), d2(k)),
-                fwd - 0.5 * minmod(d2(k), d2(k + 1)),
+                back + 0.5 * minmod(d2(1), d2(2)),
+                fwd - 0.5 * minmod(d2(2), d2(3)),
             )
         }
     }
+}
+
+/// The indices `k-2..=k+2` clamped into `0..n`: values held constant beyond
+/// the ends make the outward one-sided slope vanish, so no information enters
+/// from outside the box (the state constraint that matches Hopf–Lax with the
+/// minimum over the box; linear extrapolation lets a boundary minimum run away).
+#[inline]
+fn stencil(k: usize, n: usize) -> [usize; 5] {
+    let top = n - 1;
+    [
+        k.saturating_sub(2),
+        k.saturating_sub(1),
+        k,
+        (k + 1).min(top),
+        (k + 2).min(top),
+    ]
+}
+
+/// The upwind term `max(max(a,0)^2, min(b,0)^2)` of one axis.
+#[inline]
+fn upwind(a: f64, b: f64) -> f64 {
+    a.max(0.0).powi(2).max(b.min(0.0).powi(2))
 }
 
 /// Godunov numerical Hamiltonian at every node, written into `out`; returns the
@@ -106,22 +107,29 @@ fn numerical_hamiltonian(
 ) -> f64 {
     let (n0, n1) = grid.shape();
     let h = grid.h;
+    let u = u.as_standard_layout();
+    let u = u.as_slice().expect("standard layout");
     let top = std::sync::Mutex::new(0.0f64);
     par.rows(out, |i, mut row: ArrayViewMut1<f64>| {
+        let row = row.as_slice_mut().expect("rows are contiguous");
+        let rows = stencil(i, n0).map(|m| &u[m * n1..(m + 1) * n1]);
+        let centre = rows[2];
         let mut local = 0.0f64;
-        for j in 0..n1 {
-            let mut ham = 0.0;
-            let col = |m: usize| u[[m, j]];
-            let (a, b) = one_sided(&col, n0, i, h, scheme);
-            ham += a.max(0.0).powi(2).max(b.min(0.0).powi(2));
+        for (j, out) in row.iter_mut().enumerate() {
+            let (a, b) = one_sided(rows.map(|r| r[j]), h, scheme);
+            let mut ham = upwind(a, b);
             local = local.max(a.abs()).max(b.abs());
             if n1 > 1 {
-                let r = |m: usize| u[[i, m]];
-                let (a, b) = one_sided(&r, n1, j, h, scheme);
-                ham += a.max(0.0).powi(2).max(b.min(0.0).powi(2));
+                // interior nodes read the row directly, the ends clamp
+                let v = match centre.get(j.wrapping_sub(2)..j + 3) {
+                    Some(w) => [w[0], w[1], w[2], w[3], w[4]],
+                    None => stencil(j, n1).map(|m| centre[m]),
+                };
+                let (a, b) = one_sided(v, h, scheme);
+                ham += upwind(a, b);
                 local = local.max(a.abs()).max(b.abs());
             }
-            row[j] = ham / (2.0 * alpha);
+            *out = ham / (2.0 * alpha);
         }
         let mut t = top.lock().expect("no poisoning");
         *t = t.max(local);

@@ -226,7 +226,9 @@ impl EulerianOptions {
             o.final_discriminator_iterations,
             1,
         )?;
-        require_non_negative("solver.gap_tolerance", o.gap_tolerance)?;
+        if let Some(gap) = o.gap_tolerance {
+            require_non_negative("solver.gap_tolerance", gap)?;
+        }
         courant("solver.hj.cfl", o.hj.cfl)?;
         match o.transport {
             crate::transport::Transport::FiniteVolume(fv) => {

@@ -240,20 +240,20 @@ impl super::Solver for ParticleSolver {
             // a floor keeps late corrections of the critic from being damped
             // away (0 by default: on smooth targets it makes agents oscillate)
             let w = (2.0 / (iterations as f64 + 2.0)).max(o.relaxation_floor);
-            residual = 0.0;
             let cost = AgentCost {
                 grid,
                 phi,
                 half_pull: 0.5 * pull,
                 lipschitz: problem.lipschitz,
             };
-            for ((y, x), m) in ends.iter_mut().zip(&starts).zip(&weights) {
-                let aim = cost.best_response(&g, *x, *y, step);
+            let misses = o.parallelism.map_mut(&mut ends, |k, y| {
+                let aim = cost.best_response(&g, starts[k], *y, step);
                 let miss = [aim[0] - y[0], aim[1] - y[1]];
-                residual += m * (miss[0] * miss[0] + miss[1] * miss[1]).sqrt();
                 y[0] += w * miss[0];
                 y[1] += w * miss[1];
-            }
+                weights[k] * (miss[0] * miss[0] + miss[1] * miss[1]).sqrt()
+            });
+            residual = misses.iter().sum();
             if !residual.is_finite() {
                 return Err(Error::Diverged {
                     method: "particles".into(),

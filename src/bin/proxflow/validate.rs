@@ -21,7 +21,7 @@ use std::time::Instant;
 /// Flags of `proxflow validate`.
 #[derive(Args)]
 pub struct ValidateArgs {
-    /// The reduced suite (about 38 minutes on 2 cores, 24 of them the digits).
+    /// The reduced suite (about 30 minutes on 2 cores, 22 of them the digits).
     #[arg(long)]
     quick: bool,
     /// Output folder.
