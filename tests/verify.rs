@@ -123,14 +123,15 @@ fn the_three_methods_agree_and_converge_on_the_closed_form_cases() {
         };
         for x in &r.rows {
             eprintln!(
-                "{name} {:?} @{}: J {:.6} rel {:.2e} vs dual {:.2e} L1 {:.2e} sliced W1 {:.2e}",
+                "{name} {:?} @{}: J {:.6} rel {:.2e} vs dual {:.2e} L1 {:.2e} sliced W1 {:.2e} W1 {:.2e}",
                 x.method,
                 x.grid,
                 x.objective,
                 x.relative_error.unwrap(),
                 x.relative_to_dual,
                 x.l1_to_dual,
-                x.sliced_w1_to_dual
+                x.sliced_w1_to_dual,
+                x.w1_to_dual
             );
         }
         assert!(row(Method::Dual, 64).relative_error.unwrap() < 2e-3);
@@ -148,12 +149,12 @@ fn the_three_methods_agree_and_converge_on_the_closed_form_cases() {
             assert!(fine.relative_to_dual < 1e-2);
             assert!(fine.l1_to_dual < 6e-2);
         } else {
+            // on singular targets agreement is measured in W1 (the default
+            // gap stop, tied to L h, lets node masses and sliced W1 lag)
             let (e0, e1) = (coarse.relative_error.unwrap(), fine.relative_error.unwrap());
             assert!(e1 < 0.7 * e0, "{name}: {e0} -> {e1}");
-            assert!(
-                fine.sliced_w1_to_dual < 0.8 * coarse.sliced_w1_to_dual,
-                "{name}"
-            );
+            assert!(fine.w1_to_dual <= 0.25 * fine.cell_width, "{name}");
+            assert!(fine.w1_to_dual < coarse.w1_to_dual, "{name}");
         }
     }
 }
