@@ -499,12 +499,13 @@ pub const KINETIC_WINDOW_START: usize = 100;
 /// [`KINETIC_WINDOW_START`] on (the initial network's is not the method's);
 /// NaN when there are none.
 pub fn mean_kinetic(history: &[Record]) -> f64 {
-    let window: Vec<f64> = history
+    let (sum, count) = history
         .iter()
         .filter(|r| r.iteration >= KINETIC_WINDOW_START)
-        .map(|r| r.kinetic)
-        .collect();
-    window.iter().sum::<f64>() / window.len() as f64
+        .fold((0.0, 0usize), |(sum, count), r| {
+            (sum + r.kinetic, count + 1)
+        });
+    sum / count as f64
 }
 
 /// Writes `history.csv` through a temporary file and a rename.
