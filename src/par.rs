@@ -56,6 +56,20 @@ impl Parallelism {
         }
     }
 
+    /// `f(k)` for `k` in `0..n`, in order or with rayon; the results come
+    /// back in order.
+    pub fn map<U, F>(self, n: usize, f: F) -> Vec<U>
+    where
+        U: Send,
+        F: Fn(usize) -> U + Sync + Send,
+    {
+        use rayon::prelude::*;
+        match self {
+            Parallelism::Sequential => (0..n).map(f).collect(),
+            Parallelism::Rayon => (0..n).into_par_iter().map(f).collect(),
+        }
+    }
+
     /// `f(k, item_k)` for every item (which it may change), in order or with
     /// rayon; the results come back in the items' order, so what is summed
     /// from them does not depend on the threads.

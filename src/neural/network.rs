@@ -69,13 +69,22 @@ pub fn square_side(dim: usize) -> usize {
 }
 
 impl Model {
-    /// The paper's image model: two stages of 8 channels, 7x7 kernels
-    /// (at most the image side).
+    /// The paper's image model: stages of 8 channels with 7x7 kernels (at
+    /// most the image side), two where the pooled image keeps at least 4x4
+    /// positions (MNIST, 28 -> 14 -> 7), else one (8x8 digits: a second
+    /// stage would leave 2x2 positions, 32 features for the whole image;
+    /// one stage raised the share of confidently judged digits from 51% to
+    /// 62-66%, docs/neural-flow.md).
     pub fn paper_cnn(side: usize) -> Self {
         // the largest odd side up to 7 that fits the image
         let kernel = side.clamp(1, 7) - usize::from(side < 7 && side.is_multiple_of(2));
+        let stages = if side.is_multiple_of(4) && side / 4 >= 4 {
+            2
+        } else {
+            1
+        };
         Model::Cnn {
-            channels: vec![8, 8],
+            channels: vec![8; stages],
             kernel,
         }
     }
@@ -251,6 +260,11 @@ mod tests {
             Model::Mlp => unreachable!(),
         };
         assert_eq!([kernel(28), kernel(8), kernel(6), kernel(5)], [7, 7, 5, 5]);
+        let stages = |side| match Model::paper_cnn(side) {
+            Model::Cnn { channels, .. } => channels.len(),
+            Model::Mlp => unreachable!(),
+        };
+        assert_eq!([stages(28), stages(16), stages(8), stages(4)], [2, 2, 1, 1]);
         assert!(Model::paper_cnn(28).check(Some(28)).is_ok());
         assert!(Model::paper_cnn(4).check(Some(4)).is_ok());
         assert!(Model::paper_cnn(28).check(None).is_err());

@@ -282,13 +282,7 @@ pub fn laguerre_cells(
         }
         out
     };
-    let rows: Vec<RowCells> = match par {
-        Parallelism::Sequential => (0..n0).map(row).collect(),
-        Parallelism::Rayon => {
-            use rayon::prelude::*;
-            (0..n0).into_par_iter().map(row).collect()
-        }
-    };
+    let rows: Vec<RowCells> = par.map(n0, row);
     let mut mass = grid.zeros();
     let mut aim = [grid.zeros(), grid.zeros()];
     let mut first = [grid.zeros(), grid.zeros()];
