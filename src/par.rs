@@ -107,4 +107,12 @@ mod tests {
         };
         assert_eq!(run(Parallelism::Sequential), run(Parallelism::Rayon));
     }
+
+    #[test]
+    fn map_returns_the_same_in_order_either_way() {
+        let run = |par: Parallelism| par.map(1000, |k| (k as f64 * 0.1).sin());
+        let expected: Vec<f64> = (0..1000).map(|k| (k as f64 * 0.1).sin()).collect();
+        assert_eq!(run(Parallelism::Sequential), expected);
+        assert_eq!(run(Parallelism::Rayon), expected);
+    }
 }
