@@ -300,13 +300,18 @@ pub fn compare(
     // The learned paths: positions at every step and the largest speed.
     let mut path: Vec<Vec<f64>> = Vec::new();
     let mut speed = vec![0.0f64; n];
-    let (xt, _) = flow(&trainer.potential, x0_tensor.clone(), &spec, |_, x, g| {
-        path.push(host_values(x.clone()));
-        let grad = host_values(g.clone().narrow(1, 0, d));
-        for (i, row) in grad.chunks(d).enumerate() {
-            speed[i] = speed[i].max(row.iter().map(|v| v * v).sum::<f64>().sqrt() / c.alpha);
-        }
-    });
+    let (xt, _) = flow(
+        trainer.sampling_potential(),
+        x0_tensor.clone(),
+        &spec,
+        |_, x, g| {
+            path.push(host_values(x.clone()));
+            let grad = host_values(g.clone().narrow(1, 0, d));
+            for (i, row) in grad.chunks(d).enumerate() {
+                speed[i] = speed[i].max(row.iter().map(|v| v * v).sum::<f64>().sqrt() / c.alpha);
+            }
+        },
+    );
     let xt = host_values(xt);
     path.push(xt.clone());
     let mut straightness: Vec<f64> = (0..n)
@@ -321,7 +326,7 @@ pub fn compare(
         .collect();
     straightness.sort_by(f64::total_cmp);
     let input0 = with_time(x0_tensor, 0.0);
-    let (u0, grad0) = trainer.potential.forward_with_gradient(input0);
+    let (u0, grad0) = trainer.sampling_potential().forward_with_gradient(input0);
     let grad0 = host_values(grad0.narrow(1, 0, d));
     let u0 = host_values(u0);
     let exact_grad = reference.gradient0(&x0);

@@ -69,44 +69,11 @@ impl Parallelism {
             Parallelism::Rayon => (0..n).into_par_iter().map(f).collect(),
         }
     }
-
-    /// `f(k, item_k)` for every item (which it may change), in order or with
-    /// rayon; the results come back in the items' order, so what is summed
-    /// from them does not depend on the threads.
-    pub fn map_mut<T, U, F>(self, items: &mut [T], f: F) -> Vec<U>
-    where
-        T: Send,
-        U: Send,
-        F: Fn(usize, &mut T) -> U + Sync + Send,
-    {
-        use rayon::prelude::*;
-        match self {
-            Parallelism::Sequential => items.iter_mut().enumerate().map(|(k, t)| f(k, t)).collect(),
-            Parallelism::Rayon => items
-                .par_iter_mut()
-                .enumerate()
-                .map(|(k, t)| f(k, t))
-                .collect(),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::Parallelism;
-
-    #[test]
-    fn map_mut_returns_the_same_in_order_either_way() {
-        let run = |par: Parallelism| {
-            let mut items: Vec<f64> = (0..1000).map(|k| k as f64 * 0.1).collect();
-            let out = par.map_mut(&mut items, |k, x| {
-                *x = x.sin();
-                *x * k as f64
-            });
-            (items, out)
-        };
-        assert_eq!(run(Parallelism::Sequential), run(Parallelism::Rayon));
-    }
 
     #[test]
     fn map_returns_the_same_in_order_either_way() {

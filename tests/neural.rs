@@ -350,6 +350,25 @@ fn check_reproducible_and_resumable(
     {
         assert_eq!(host_values(a.clone()), host_values(b.clone()));
     }
+    assert_eq!(
+        full.averaged_potential.is_some(),
+        resumed.averaged_potential.is_some()
+    );
+    if let Some(average) = &full.averaged_potential {
+        // the average lags the trained parameters
+        assert_ne!(
+            host_values(average.parameters()[0].clone()),
+            host_values(full.potential.parameters()[0].clone())
+        );
+    }
+    for (a, b) in full
+        .sampling_potential()
+        .parameters()
+        .iter()
+        .zip(resumed.sampling_potential().parameters())
+    {
+        assert_eq!(host_values(a.clone()), host_values(b.clone()));
+    }
     for (a, b) in full.history.iter().zip(&resumed.history) {
         assert_eq!(
             (a.iteration, a.divergence, a.kinetic),
@@ -366,7 +385,12 @@ fn check_reproducible_and_resumable(
 
 #[test]
 fn training_is_reproducible_and_resumes_exactly() {
-    check_reproducible_and_resumable("mlp", |n| tiny("pinwheel", 2, n), 30);
+    // with a running average of the potential, which the checkpoint keeps
+    let config = |n| TrainConfig {
+        potential_average: 0.9,
+        ..tiny("pinwheel", 2, n)
+    };
+    check_reproducible_and_resumable("mlp", config, 30);
 }
 
 #[test]

@@ -192,6 +192,10 @@ fn bad_training_input_is_a_clear_error() {
             "lr-decay",
         ),
         (
+            vec!["train", "--data", "pinwheel", "--average", "1"],
+            "average",
+        ),
+        (
             vec!["train", "--data", "digits", "--dim", "7"],
             "dimension mismatch",
         ),

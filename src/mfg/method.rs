@@ -258,6 +258,7 @@ impl ParticleOptions {
                 "must lie in [0, 1)",
             ));
         }
+        require_non_negative("solver.smoothing", o.smoothing)?;
         require_positive("solver.max_step", o.max_step).map(drop)
     }
 }
@@ -336,6 +337,11 @@ mod tests {
                 "solver.transport.cfl",
             ),
             (MethodKind::Particles, "max_step = 0.0", "solver.max_step"),
+            (
+                MethodKind::Particles,
+                "smoothing = -1.0",
+                "solver.smoothing",
+            ),
             (MethodKind::Particles, "snapshots = 1", "solver.snapshots"),
         ] {
             let msg = Method::configure(kind, &table(text))

@@ -12,8 +12,14 @@
 //! steps on their cost, `y <- y - w_k s (alpha/T (y - x) + grad phi(y))` with
 //! `s = min(T/alpha, max_step)` (for `s = T/alpha` a relaxation towards the
 //! characteristic relation) and `w_k = max(2/(k+2), w_min)`, and travel the
-//! straight segment from x to y. As alpha -> 0 the cost no longer ties y to
-//! x, and where the agents end up depends on where they started.
+//! straight segment from x to y. With `smoothing = b > 0` the misses, laid
+//! out on the agents' grid nodes, pass through `(I + b L)^{-1}` first (L the
+//! grid Laplacian): the miss's Jacobian is about `-s (alpha/T + |k|^2)` in
+//! the label's wavenumber k, so `b = s` is a Newton-like preconditioner that
+//! removes the discriminator's grid-scale noise. It serves smooth maps; where
+//! agents collapse (points, lines, thin arms) it blurs the collapse.
+//! As alpha -> 0 the cost no longer ties y to x, and where the agents end up
+//! depends on where they started.
 
 use super::characteristics::{hj_residual, push_forward, value_at};
 use super::solution::{Diagnostics, Snapshot, Solution, StopReason};
@@ -46,6 +52,11 @@ pub struct ParticleOptions {
     pub relaxation_floor: f64,
     /// Largest step scale `s` (length per unit gradient).
     pub max_step: f64,
+    /// Screening `b` of the update smoother `(I + b L)^{-1}` applied to the
+    /// agents' misses (map layout); 0: none. For smooth maps (no collapse)
+    /// `b = T/alpha` with `relaxation_floor = 0.5` and 50 H1 discriminator
+    /// steps a round; it slows or stops collapsing maps.
+    pub smoothing: f64,
     /// Number of snapshots in [0, T] (at least 2).
     pub snapshots: usize,
     /// Parallel sweeps.
@@ -65,6 +76,7 @@ impl Default for ParticleOptions {
             discriminator_metric: PdhgMetric::Euclidean,
             relaxation_floor: 0.0,
             max_step: 2.0,
+            smoothing: 0.0,
             snapshots: 5,
             parallelism: Parallelism::Rayon,
         }
@@ -232,6 +244,7 @@ impl super::Solver for ParticleSolver {
         let step = (horizon / alpha).min(o.max_step);
         let pull = alpha / horizon;
         let (mut residual, mut iterations) = (f64::INFINITY, 0);
+        let mut smoother = None;
         while iterations < o.max_iterations {
             iterations += 1;
             let mu = grid.deposit_all(&ends, &weights);
@@ -246,14 +259,35 @@ impl super::Solver for ParticleSolver {
                 half_pull: 0.5 * pull,
                 lipschitz: problem.lipschitz,
             };
-            let misses = o.parallelism.map_mut(&mut ends, |k, y| {
-                let aim = cost.best_response(&g, starts[k], *y, step);
-                let miss = [aim[0] - y[0], aim[1] - y[1]];
-                y[0] += w * miss[0];
-                y[1] += w * miss[1];
-                weights[k] * (miss[0] * miss[0] + miss[1] * miss[1]).sqrt()
+            let mut misses: Vec<[f64; 2]> = o.parallelism.map(ends.len(), |k| {
+                let aim = cost.best_response(&g, starts[k], ends[k], step);
+                [aim[0] - ends[k][0], aim[1] - ends[k][1]]
             });
-            residual = misses.iter().sum();
+            residual = misses
+                .iter()
+                .zip(&weights)
+                .map(|(m, w)| w * (m[0] * m[0] + m[1] * m[1]).sqrt())
+                .sum();
+            if o.smoothing > 0.0 {
+                let (poisson, field) = smoother.get_or_insert_with(|| {
+                    (crate::poisson::ScreenedPoisson::new(grid), grid.zeros())
+                });
+                for axis in 0..2 {
+                    // nodes without an agent hold no miss
+                    field.fill(0.0);
+                    for ((ij, _), m) in agents.iter().zip(&misses) {
+                        field[*ij] = m[axis];
+                    }
+                    poisson.solve(1.0, o.smoothing, field, o.parallelism);
+                    for ((ij, _), m) in agents.iter().zip(misses.iter_mut()) {
+                        m[axis] = field[*ij];
+                    }
+                }
+            }
+            for (y, m) in ends.iter_mut().zip(&misses) {
+                y[0] += w * m[0];
+                y[1] += w * m[1];
+            }
             if !residual.is_finite() {
                 return Err(Error::Diverged {
                     method: "particles".into(),

@@ -29,8 +29,9 @@ struct Header {
     rng_word_position: u128,
     potential_adam_step: u64,
     critic_adam_step: u64,
-    /// Shapes of the tensors, in the order potential, critic, then the Adam
-    /// moments (potential first, second; critic first, second).
+    /// Shapes of the tensors, in the order potential, critic, the Adam
+    /// moments (potential first, second; critic first, second), then the
+    /// averaged potential where the run keeps one.
     shapes: Vec<[usize; 2]>,
     /// History rows in the CSV form, which keeps NaN (JSON cannot).
     history: Vec<String>,
@@ -62,7 +63,13 @@ impl Checkpoint {
             .chain(&trainer.potential_adam.first)
             .chain(&trainer.potential_adam.second)
             .chain(&trainer.critic_adam.first)
-            .chain(&trainer.critic_adam.second);
+            .chain(&trainer.critic_adam.second)
+            .chain(
+                trainer
+                    .averaged_potential
+                    .iter()
+                    .flat_map(|a| a.parameters()),
+            );
         let mut shapes = Vec::new();
         let mut values = Vec::new();
         for t in tensors {
@@ -176,7 +183,7 @@ impl Checkpoint {
     /// Puts the saved state into a trainer built from the same settings.
     pub fn restore(&self, trainer: &mut Trainer) -> Result<()> {
         let h = &self.header;
-        let slots: Vec<&mut Vec<burn::tensor::Tensor<2>>> = vec![
+        let mut slots: Vec<&mut Vec<burn::tensor::Tensor<2>>> = vec![
             trainer.potential.parameters_mut(),
             trainer.critic.parameters_mut(),
             &mut trainer.potential_adam.first,
@@ -184,6 +191,12 @@ impl Checkpoint {
             &mut trainer.critic_adam.first,
             &mut trainer.critic_adam.second,
         ];
+        slots.extend(
+            trainer
+                .averaged_potential
+                .as_mut()
+                .map(|a| a.parameters_mut()),
+        );
         let mut shapes = h.shapes.iter();
         let mut at = 0;
         let (device, dtype) = (trainer.compute.device.clone(), trainer.compute.dtype);
@@ -212,6 +225,12 @@ impl Checkpoint {
                 );
                 at += n;
             }
+        }
+        if shapes.next().is_some() {
+            return Err(Error::Checkpoint {
+                path: "checkpoint".into(),
+                message: "more tensors than the networks need".into(),
+            });
         }
         trainer.potential_adam.step = h.potential_adam_step;
         trainer.critic_adam.step = h.critic_adam_step;

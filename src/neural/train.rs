@@ -146,6 +146,13 @@ pub struct TrainConfig {
     /// iteration k (1: constant, as in the paper).
     #[serde(default = "no_decay")]
     pub lr_decay: f64,
+    /// Decay of the running (exponential) average of the potential's
+    /// parameters that evaluation and sampling use; 0 samples the trained
+    /// parameters themselves. The weight of the newest parameters after
+    /// iteration k is `1 - min(decay, (1 + k)/(10 + k))`, so early
+    /// iterates do not linger.
+    #[serde(default)]
+    pub potential_average: f64,
     /// Diagnostics every this many iterations.
     pub eval_every: usize,
     /// Source points of each evaluation.
@@ -214,6 +221,7 @@ impl TrainConfig {
             potential_learning_rate: 1e-4,
             betas: (0.5, 0.9),
             lr_decay: 1.0,
+            potential_average: 0.0,
             eval_every: 250,
             eval_samples: 2000,
             final_samples: 5000,
@@ -289,6 +297,13 @@ impl TrainConfig {
                 "lr-decay",
                 self.lr_decay,
                 "must lie in (0, 1] (the final fraction of the learning rates)",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.potential_average) {
+            return Err(Error::invalid(
+                "average",
+                self.potential_average,
+                "must lie in [0, 1) (0: no running average)",
             ));
         }
         for (name, b) in [("beta1", self.betas.0), ("beta2", self.betas.1)] {
@@ -611,6 +626,9 @@ pub struct Trainer {
     pub potential: Network,
     /// The discriminator phi(x).
     pub critic: Network,
+    /// The running average of the potential's parameters (with
+    /// `potential_average > 0`), which evaluation and sampling use.
+    pub averaged_potential: Option<Network>,
     pub(crate) potential_adam: Adam,
     pub(crate) critic_adam: Adam,
     pub(crate) rng: ChaCha8Rng,
@@ -657,12 +675,14 @@ impl Trainer {
             critic.parameters(),
         );
         let spec = config.flow_spec()?;
+        let averaged_potential = (config.potential_average > 0.0).then(|| potential.clone());
         Ok(Self {
             config,
             compute,
             target,
             potential,
             critic,
+            averaged_potential,
             potential_adam,
             critic_adam,
             rng,
@@ -783,6 +803,17 @@ impl Trainer {
             self.potential.parameters_mut(),
             total.expect("at least one block"),
         );
+        if let Some(average) = &mut self.averaged_potential {
+            let k = self.iteration as f64;
+            let keep = self.config.potential_average.min((1.0 + k) / (10.0 + k));
+            for (a, p) in average
+                .parameters_mut()
+                .iter_mut()
+                .zip(self.potential.parameters())
+            {
+                *a = a.clone().mul_scalar(keep) + p.clone().mul_scalar(1.0 - keep);
+            }
+        }
         self.iteration += 1;
         (critic_loss, potential_loss)
     }
@@ -800,6 +831,12 @@ impl Trainer {
             .as_ref()
     }
 
+    /// The potential that evaluation and sampling use: the running average
+    /// where there is one, else the trained parameters.
+    pub fn sampling_potential(&self) -> &Network {
+        self.averaged_potential.as_ref().unwrap_or(&self.potential)
+    }
+
     /// The evaluation source points (the same at every evaluation).
     fn eval_source(&self, n: usize) -> Tensor<2> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ EVAL_STREAM);
@@ -814,7 +851,8 @@ impl Trainer {
         let x0 = self.eval_source(c.eval_samples);
         let mut hjb = Vec::new();
         let mut speeds = Vec::new();
-        let (xt, kinetic) = flow(&self.potential, x0.clone(), &self.spec, |_, _, g| {
+        let potential = self.sampling_potential();
+        let (xt, kinetic) = flow(potential, x0.clone(), &self.spec, |_, _, g| {
             let grad_sq = g.clone().narrow(1, 0, d).square().sum_dim(1);
             let residual = g.clone().narrow(1, d, 1) - grad_sq.clone().div_scalar(2.0 * alpha);
             hjb.push(residual.square().mean());
@@ -824,15 +862,9 @@ impl Trainer {
         let y = self.matrix(test.values.clone(), test.len());
         let phi_y = self.critic.forward(y);
         let divergence = divergence_estimate(f, self.critic.forward(xt.clone()), phi_y.clone());
-        let (xt_half, _) = flow(
-            &self.potential,
-            x0.clone(),
-            &self.spec.halved(),
-            |_, _, _| {},
-        );
+        let (xt_half, _) = flow(potential, x0.clone(), &self.spec.halved(), |_, _, _| {});
         let divergence_half = divergence_estimate(f, self.critic.forward(xt_half), phi_y);
-        let grad_u = self
-            .potential
+        let grad_u = potential
             .input_gradient(with_time(xt.clone(), c.horizon))
             .narrow(1, 0, d);
         let mismatch = self.critic.input_gradient(xt.clone()) - grad_u;
@@ -877,7 +909,12 @@ impl Trainer {
     pub fn generate(&self, x0: Vec<f64>, dt: f64) -> Result<Vec<f64>> {
         let spec = FlowSpec::new(self.config.alpha, self.config.horizon, dt)?;
         let n = x0.len() / self.config.dim;
-        let (xt, _) = flow(&self.potential, self.matrix(x0, n), &spec, |_, _, _| {});
+        let (xt, _) = flow(
+            self.sampling_potential(),
+            self.matrix(x0, n),
+            &spec,
+            |_, _, _| {},
+        );
         Ok(host_values(xt))
     }
 

@@ -89,6 +89,9 @@ pub struct TrainArgs {
     /// Final fraction of both learning rates (exponential decay; 1 = constant).
     #[arg(long)]
     lr_decay: Option<f64>,
+    /// Decay of the running average of the potential's parameters that evaluation and samples use, in [0, 1) [default: 0, off].
+    #[arg(long)]
+    average: Option<f64>,
     /// Worker threads of the flows (part of the reproducible configuration).
     #[arg(long)]
     threads: Option<usize>,
@@ -152,6 +155,7 @@ impl TrainArgs {
         set(&mut c.critic_learning_rate, self.lr_critic);
         set(&mut c.threads, self.threads);
         set(&mut c.lr_decay, self.lr_decay);
+        set(&mut c.potential_average, self.average);
         set(&mut c.blowup, self.blowup);
         set(&mut c.eval_every, self.eval_every);
         set(&mut c.checkpoint_every, self.checkpoint_every);
