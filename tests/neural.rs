@@ -421,6 +421,32 @@ fn a_cnn_run_on_digits_resumes_bit_for_bit() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A checkpoint holds the running average only where the run keeps one; a
+/// trainer built the other way refuses it instead of misreading tensors.
+#[test]
+fn a_checkpoint_restores_only_into_a_trainer_with_the_same_average() {
+    use proxflow::neural::checkpoint::Checkpoint;
+    let config = |average| TrainConfig {
+        potential_average: average,
+        ..tiny("moons", 2, 10)
+    };
+    for (saved, restored, message) in [(0.9, 0.0, "more tensors"), (0.0, 0.9, "fewer tensors")] {
+        let dir = temp_dir(&format!("average-{saved}"));
+        Trainer::new(config(saved))
+            .unwrap()
+            .run(&dir, &mut Silent)
+            .unwrap();
+        let checkpoint = Checkpoint::load(&dir.join("checkpoint.bin")).unwrap();
+        let mut other = Trainer::new(config(restored)).unwrap();
+        let err = checkpoint.restore(&mut other).unwrap_err().to_string();
+        assert!(err.contains(message), "{err}");
+        let mut same = Trainer::new(config(saved)).unwrap();
+        checkpoint.restore(&mut same).unwrap();
+        assert_eq!(same.iteration, 10);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 #[test]
 fn a_damaged_checkpoint_is_refused_and_a_partial_write_is_ignored() {
     let dir = temp_dir("damaged");

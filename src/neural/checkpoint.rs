@@ -183,6 +183,10 @@ impl Checkpoint {
     /// Puts the saved state into a trainer built from the same settings.
     pub fn restore(&self, trainer: &mut Trainer) -> Result<()> {
         let h = &self.header;
+        let bad = |message: String| Error::Checkpoint {
+            path: "checkpoint".into(),
+            message,
+        };
         let mut slots: Vec<&mut Vec<burn::tensor::Tensor<2>>> = vec![
             trainer.potential.parameters_mut(),
             trainer.critic.parameters_mut(),
@@ -202,18 +206,14 @@ impl Checkpoint {
         let (device, dtype) = (trainer.compute.device.clone(), trainer.compute.dtype);
         for slot in slots {
             for t in slot.iter_mut() {
-                let shape = *shapes.next().ok_or_else(|| Error::Checkpoint {
-                    path: "checkpoint".into(),
-                    message: "fewer tensors than the networks need".into(),
-                })?;
+                let shape = *shapes
+                    .next()
+                    .ok_or_else(|| bad("fewer tensors than the networks need".into()))?;
                 if shape != t.dims() {
-                    return Err(Error::Checkpoint {
-                        path: "checkpoint".into(),
-                        message: format!(
-                            "tensor of shape {shape:?} where the network has {:?}",
-                            t.dims()
-                        ),
-                    });
+                    return Err(bad(format!(
+                        "tensor of shape {shape:?} where the network has {:?}",
+                        t.dims()
+                    )));
                 }
                 let n = shape[0] * shape[1];
                 *t = matrix(
@@ -227,10 +227,7 @@ impl Checkpoint {
             }
         }
         if shapes.next().is_some() {
-            return Err(Error::Checkpoint {
-                path: "checkpoint".into(),
-                message: "more tensors than the networks need".into(),
-            });
+            return Err(bad("more tensors than the networks need".into()));
         }
         trainer.potential_adam.step = h.potential_adam_step;
         trainer.critic_adam.step = h.critic_adam_step;
@@ -240,10 +237,8 @@ impl Checkpoint {
             .history
             .iter()
             .map(|row| {
-                Record::from_csv_row(row).ok_or_else(|| Error::Checkpoint {
-                    path: "checkpoint".into(),
-                    message: format!("unreadable history row `{row}`"),
-                })
+                Record::from_csv_row(row)
+                    .ok_or_else(|| bad(format!("unreadable history row `{row}`")))
             })
             .collect::<Result<_>>()?;
         trainer.elapsed_before = h.wall_seconds;
