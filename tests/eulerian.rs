@@ -44,7 +44,7 @@ fn sweep_through_dual(name: &str, cells: usize, transport: Transport) -> (Soluti
         transport,
         ..Default::default()
     };
-    let s = sweep(&d.grid, &d.rho0, &d.phi, &case.problem, &options);
+    let s = sweep(&d.grid, &d.rho0, &d.phi, &case.problem, &options).unwrap();
     (d, s)
 }
 

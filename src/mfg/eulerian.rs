@@ -21,12 +21,14 @@
 //! stop when the L1 change of `rho_bar_T` is small, or when the gap is
 //! (by default on point and line targets, see [`SINGULAR_GAP_PER_CELL`]).
 //! U is stored on `slices + 1` time levels and is linear in time between
-//! them. The default transport ([`Transport::SemiLagrangian`]) pushes each
-//! node's mass along `v` by one RK2 step every two slices (its stages take
-//! U at the step's start and middle levels) and splats it bilinearly,
-//! which keeps collapses onto points and lines sharp; finite volumes
-//! ([`Transport::FiniteVolume`]) take the mean of the two levels' face
-//! velocities and smear a collapse over a few cells.
+//! them. The default transport ([`Transport::SemiLagrangian`]) moves each
+//! node's mass to the foot of its characteristic over `steps` transport
+//! steps (default one: the Hopf–Lax minimiser of U at the step's end, which
+//! for one step is phi itself; the FD U then gives the snapshots' values and
+//! grad U(., 0), and the `rk2` foot reads grad U at the step's start and
+//! middle) and splats it bilinearly, which keeps collapses onto points and
+//! lines sharp; finite volumes ([`Transport::FiniteVolume`]) take the mean
+//! of the two levels' face velocities and smear a collapse over a few cells.
 
 use super::solution::{Diagnostics, Snapshot, Solution, StopReason, ValueSeries};
 use super::{IterationState, Observer};
@@ -195,20 +197,27 @@ fn backward(
 }
 
 /// Backward HJ from the terminal condition `phi`, then forward continuity
-/// from `rho0` (one best response of the agents to `phi`).
+/// from `rho0` (one best response of the agents to `phi`). Fails on
+/// options that [`EulerianOptions::validate`] refuses.
 pub fn sweep(
     grid: &Grid,
     rho0: &Array2<f64>,
     phi: &Array2<f64>,
     problem: &Problem,
     o: &EulerianOptions,
-) -> Sweep {
+) -> Result<Sweep> {
+    o.validate()?;
     let values = backward(grid, phi, problem, o);
     match o.transport {
-        Transport::SemiLagrangian(sl) => {
-            forward_semi_lagrangian(grid, rho0, values, problem, (sl, o.slices), o.parallelism)
-        }
-        Transport::FiniteVolume(fv) => forward_finite_volume(grid, rho0, values, problem, &fv),
+        Transport::SemiLagrangian(sl) => Ok(forward_semi_lagrangian(
+            grid,
+            rho0,
+            values,
+            problem,
+            (sl, o.slices),
+            o.parallelism,
+        )),
+        Transport::FiniteVolume(fv) => Ok(forward_finite_volume(grid, rho0, values, problem, &fv)),
     }
 }
 
@@ -230,14 +239,9 @@ fn forward_semi_lagrangian(
     parallelism: Parallelism,
 ) -> Sweep {
     let dt = problem.horizon / slices as f64;
-    // the fastest agent: at the speed bound, or as steep as U gets
-    let speed = problem.lipschitz.unwrap_or_else(|| {
-        values
-            .iter()
-            .map(|u| grid.steepest_slope(u))
-            .fold(0.0, f64::max)
-    }) / problem.alpha;
-    let stride = sl.slices_per_step(slices, dt, speed, grid.h);
+    let stride = sl
+        .slices_per_step(slices)
+        .expect("validated: the steps divide the slices");
     let tau = stride as f64 * dt;
     let floor = speed_floor(rho0);
     let mut out = Sweep {
@@ -384,7 +388,7 @@ impl super::Solver for EulerianSolver {
         while iterations < o.max_iterations {
             iterations += 1;
             let (divergence, phi) = critic.update(grid, &bar, o.discriminator_iterations);
-            let round = sweep(grid, &rho0, phi, problem, o);
+            let round = sweep(grid, &rho0, phi, problem, o)?;
             let (objective, gap) = match &mixture {
                 Some(mix) => mix.frank_wolfe_gap(&round, phi, divergence, problem.alpha),
                 None => (f64::NAN, f64::NAN),

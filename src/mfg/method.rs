@@ -234,9 +234,17 @@ impl EulerianOptions {
             crate::transport::Transport::FiniteVolume(fv) => {
                 courant("solver.transport.cfl", fv.cfl)
             }
-            crate::transport::Transport::SemiLagrangian(sl) => {
-                require_positive("solver.transport.courant", sl.courant).map(drop)
-            }
+            crate::transport::Transport::SemiLagrangian(sl) => match sl.slices_per_step(o.slices) {
+                Some(_) => Ok(()),
+                None => Err(Error::invalid(
+                    "solver.transport.steps",
+                    sl.steps,
+                    &format!(
+                        "must divide solver.slices = {} into whole steps (of an even number of slices for the rk2 foot)",
+                        o.slices
+                    ),
+                )),
+            },
         }
     }
 }
@@ -335,6 +343,16 @@ mod tests {
                 MethodKind::Eulerian,
                 "transport = { kind = \"finite-volume\", cfl = 0.9 }",
                 "solver.transport.cfl",
+            ),
+            (
+                MethodKind::Eulerian,
+                "transport = { kind = \"semi-lagrangian\", steps = 3 }",
+                "solver.transport.steps",
+            ),
+            (
+                MethodKind::Eulerian,
+                "transport = { kind = \"semi-lagrangian\", foot = \"rk2\", steps = 8 }",
+                "solver.transport.steps",
             ),
             (MethodKind::Particles, "max_step = 0.0", "solver.max_step"),
             (

@@ -56,38 +56,37 @@ pub enum FootRule {
 pub struct SlOptions {
     /// How the foot is found.
     pub foot: FootRule,
-    /// The least Courant number `max speed x step / h` of a transport step.
-    /// Every step re-deposits the masses on the nodes, which spreads a
-    /// collapsing cloud below the grid scale over the target's neighbours;
-    /// the last step must carry their mass back onto the target node, so
-    /// steps span as many of the caller's time slices as it takes to cross
-    /// many cells. dirac-2d through phi*, W1 to the exact flow at
-    /// 64 / 128 / 256 cells: 0.029 / 0.070 / 0.102 h at Courant 3,
-    /// 0.027 / 0.023 / 0.027 h at 12; the coupled solver at 128 has J within
-    /// 0.03% at 12 against 1.4% at 3, for 1.7x the time.
-    pub courant: f64,
+    /// Transport steps over the horizon (each spans `slices / steps` of the
+    /// caller's time slices, which it must divide; an even number of them
+    /// for `rk2`, which reads U at the step's middle). Every step
+    /// re-deposits the masses on the nodes, which spreads a collapsing cloud
+    /// below the grid scale by O(h); a fixed count keeps that spread O(h) on
+    /// every grid, where a fixed Courant number (a step crossing 12 cells)
+    /// took more steps as h fell. The characteristics of `|p|^2 / (2 alpha)`
+    /// are straight, so one Hopf–Lax step is exact up to U's error. The
+    /// coupled solver, W1 of rho_T to the dual solver's at 256^2: dirac-2d
+    /// 1.04e-3 with one step, 2.12e-3 with two; line-2d 3.1e-4 against
+    /// 8.9e-4 (at 128^2 both cases took one step either way).
+    pub steps: usize,
 }
 
 impl Default for SlOptions {
     fn default() -> Self {
         SlOptions {
             foot: FootRule::HopfLax,
-            courant: 12.0,
+            steps: 1,
         }
     }
 }
 
 impl SlOptions {
-    /// Slices per transport step: the least divisor of `slices` (even for
-    /// `rk2`, which takes U at the step's middle, unless that is
-    /// impossible) whose step of `slices_per_step * dt` at `speed` crosses
-    /// `courant` cells of width `h`.
-    pub fn slices_per_step(&self, slices: usize, dt: f64, speed: f64, h: f64) -> usize {
-        (1..=slices)
-            .filter(|s| slices.is_multiple_of(*s))
-            .filter(|s| self.foot == FootRule::HopfLax || s.is_multiple_of(2))
-            .find(|&s| s as f64 * dt * speed >= self.courant * h)
-            .unwrap_or(slices)
+    /// Slices per transport step, or `None` when `steps` does not divide
+    /// `slices` into whole steps (an even number of slices each for `rk2`).
+    pub fn slices_per_step(&self, slices: usize) -> Option<usize> {
+        let fits = self.steps > 0 && slices.is_multiple_of(self.steps);
+        let stride = if fits { slices / self.steps } else { 0 };
+        let even = self.foot == FootRule::HopfLax || stride.is_multiple_of(2);
+        (stride > 0 && even).then_some(stride)
     }
 }
 
@@ -523,6 +522,24 @@ mod tests {
         let total = g.sum();
         g /= total;
         g
+    }
+
+    #[test]
+    fn steps_divide_the_slices_evenly_for_rk2() {
+        let hopf_lax = |steps| SlOptions {
+            steps,
+            ..Default::default()
+        };
+        let rk2 = |steps| SlOptions {
+            steps,
+            foot: FootRule::Rk2,
+        };
+        assert_eq!(SlOptions::default().slices_per_step(40), Some(40));
+        assert_eq!(hopf_lax(8).slices_per_step(40), Some(5));
+        assert_eq!(rk2(8).slices_per_step(40), None);
+        assert_eq!(rk2(4).slices_per_step(40), Some(10));
+        assert_eq!(hopf_lax(3).slices_per_step(40), None);
+        assert_eq!(hopf_lax(0).slices_per_step(40), None);
     }
 
     /// One step of `m` under `rule`, deposited at the step's end only.
