@@ -207,17 +207,24 @@ pub fn sweep(
     o: &EulerianOptions,
 ) -> Result<Sweep> {
     o.validate()?;
+    Ok(best_response(grid, rho0, phi, problem, o))
+}
+
+/// [`sweep`] with options already validated (the solver checks them once,
+/// not every round).
+fn best_response(
+    grid: &Grid,
+    rho0: &Array2<f64>,
+    phi: &Array2<f64>,
+    problem: &Problem,
+    o: &EulerianOptions,
+) -> Sweep {
     let values = backward(grid, phi, problem, o);
     match o.transport {
-        Transport::SemiLagrangian(sl) => Ok(forward_semi_lagrangian(
-            grid,
-            rho0,
-            values,
-            problem,
-            (sl, o.slices),
-            o.parallelism,
-        )),
-        Transport::FiniteVolume(fv) => Ok(forward_finite_volume(grid, rho0, values, problem, &fv)),
+        Transport::SemiLagrangian(sl) => {
+            forward_semi_lagrangian(grid, rho0, values, problem, (sl, o.slices), o.parallelism)
+        }
+        Transport::FiniteVolume(fv) => forward_finite_volume(grid, rho0, values, problem, &fv),
     }
 }
 
@@ -388,7 +395,7 @@ impl super::Solver for EulerianSolver {
         while iterations < o.max_iterations {
             iterations += 1;
             let (divergence, phi) = critic.update(grid, &bar, o.discriminator_iterations);
-            let round = sweep(grid, &rho0, phi, problem, o)?;
+            let round = best_response(grid, &rho0, phi, problem, o);
             let (objective, gap) = match &mixture {
                 Some(mix) => mix.frank_wolfe_gap(&round, phi, divergence, problem.alpha),
                 None => (f64::NAN, f64::NAN),
