@@ -528,6 +528,55 @@ pub fn plain_divergence(
     )
 }
 
+/// The largest L-Lipschitz function that equals `phi` on the support of `q`
+/// (McShane's extension): `min_{q_s > 0} phi_s + L |x - s|` at the nodes
+/// where `q` is zero, `phi` on the support; with it, each node's minimiser
+/// `s` (the node itself on the support).
+///
+/// Off supp Q the objective `<p, phi> - <q, f*(phi)>` only grows with phi,
+/// so this is the optimal discriminator wherever P has mass outside Q, and
+/// it is the continuum `phi*` (`L |x - a| + c` for `Q = delta_a`) where P has
+/// none, which PDHG leaves undetermined and flat. Cost: support nodes times
+/// off-support nodes; `phi` is returned unchanged where Q has no zero node.
+pub fn extend_from_support(
+    grid: &Grid,
+    phi: &Array2<f64>,
+    q: &Array2<f64>,
+    lipschitz: f64,
+    par: Parallelism,
+) -> (Array2<f64>, Array2<(usize, usize)>) {
+    let support: Vec<(usize, usize)> = q
+        .indexed_iter()
+        .filter(|(_, m)| **m > 0.0)
+        .map(|(ij, _)| ij)
+        .collect();
+    let own = Array2::from_shape_fn(q.dim(), |ij| ij);
+    if support.is_empty() || support.len() == q.len() {
+        return (phi.clone(), own);
+    }
+    let (n0, n1) = q.dim();
+    let nearest: Vec<(f64, (usize, usize))> = par.map(n0 * n1, |k| {
+        let (i, j) = (k / n1, k % n1);
+        if q[[i, j]] > 0.0 {
+            return (phi[[i, j]], (i, j));
+        }
+        let x = grid.node(i, j);
+        support
+            .iter()
+            .map(|&s| {
+                let y = grid.node(s.0, s.1);
+                (phi[s] + lipschitz * (x[0] - y[0]).hypot(x[1] - y[1]), s)
+            })
+            .fold(
+                (f64::INFINITY, (i, j)),
+                |a, b| if b.0 < a.0 { b } else { a },
+            )
+    });
+    let value = Array2::from_shape_fn((n0, n1), |(i, j)| nearest[i * n1 + j].0);
+    let source = Array2::from_shape_fn((n0, n1), |(i, j)| nearest[i * n1 + j].1);
+    (value, source)
+}
+
 /// The optimal discriminator of `D_f^L(. || Q)` tracked across calls: an
 /// outer MFG loop hands it slowly changing measures P and each call
 /// warm-starts PDHG from the last one (the plain divergence when `L = inf`).
@@ -602,6 +651,40 @@ impl Discriminator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// From a point target the extension is the exact cone, whatever the
+    /// discriminator held off the point; on a line target it is `L` times
+    /// the distance to the line, and the support keeps its values.
+    #[test]
+    fn extension_from_the_support_is_the_cone_of_a_point_and_the_wedge_of_a_line() {
+        let grid = Grid::on_box(&[-2.0, -2.0], &[2.0, 2.0], 16).unwrap();
+        let flat = Array2::from_shape_fn(grid.shape(), |(i, j)| 0.1 * (i as f64 - j as f64));
+        let mut point = grid.zeros();
+        point[[8, 8]] = 1.0;
+        let (cone, source) = extend_from_support(&grid, &flat, &point, 1.5, Parallelism::Rayon);
+        for ((i, j), v) in cone.indexed_iter() {
+            let x = grid.node(i, j);
+            assert!((v - 1.5 * x[0].hypot(x[1])).abs() < 1e-12, "{i} {j}");
+            assert_eq!(source[[i, j]], (8, 8));
+        }
+        let mut line = grid.zeros();
+        line.row_mut(8).fill(1.0 / 17.0);
+        let level = Array2::from_shape_fn(
+            grid.shape(),
+            |(i, j)| {
+                if i == 8 { 0.3 } else { 0.05 * j as f64 }
+            },
+        );
+        let (wedge, _) = extend_from_support(&grid, &level, &line, 2.0, Parallelism::Sequential);
+        for ((i, j), v) in wedge.indexed_iter() {
+            let expected = 0.3 + 2.0 * grid.node(i, j)[0].abs();
+            assert!((v - expected).abs() < 1e-12, "{i} {j} {v}");
+        }
+        let everywhere = Array2::from_elem(grid.shape(), 1.0);
+        let (same, own) = extend_from_support(&grid, &flat, &everywhere, 1.0, Parallelism::Rayon);
+        assert_eq!(same, flat);
+        assert_eq!(own[[3, 5]], (3, 5));
+    }
 
     /// `<K phi, m> = <phi, K^T m>` for arbitrary fields: the flux step and the
     /// phi step use one operator.

@@ -14,6 +14,6 @@ pub mod lipschitz;
 
 pub use fdiv::FDivergence;
 pub use lipschitz::{
-    Discriminator, PdhgMetric, PdhgOptions, PdhgReport, PdhgState, dual_value, lipschitz_constant,
-    lipschitz_divergence, plain_divergence, solve_lipschitz,
+    Discriminator, PdhgMetric, PdhgOptions, PdhgReport, PdhgState, dual_value, extend_from_support,
+    lipschitz_constant, lipschitz_divergence, plain_divergence, solve_lipschitz,
 };

@@ -259,6 +259,13 @@ impl ParticleOptions {
             o.discriminator_iterations,
             1,
         )?;
+        if !(o.recency >= 1.0 && o.recency.is_finite()) {
+            return Err(Error::invalid(
+                "solver.recency",
+                o.recency,
+                "must be a finite number of at least 1",
+            ));
+        }
         if !(0.0..1.0).contains(&o.relaxation_floor) {
             return Err(Error::invalid(
                 "solver.relaxation_floor",
@@ -361,6 +368,8 @@ mod tests {
                 "solver.smoothing",
             ),
             (MethodKind::Particles, "snapshots = 1", "solver.snapshots"),
+            (MethodKind::Particles, "recency = 0.5", "solver.recency"),
+            (MethodKind::Particles, "recency = nan", "solver.recency"),
         ] {
             let msg = Method::configure(kind, &table(text))
                 .unwrap_err()
