@@ -550,9 +550,8 @@ pub fn extend_from_support(
         .filter(|(_, m)| **m > 0.0)
         .map(|(ij, _)| ij)
         .collect();
-    let own = Array2::from_shape_fn(q.dim(), |ij| ij);
     if support.is_empty() || support.len() == q.len() {
-        return (phi.clone(), own);
+        return (phi.clone(), Array2::from_shape_fn(q.dim(), |ij| ij));
     }
     let (n0, n1) = q.dim();
     let nearest: Vec<(f64, (usize, usize))> = par.map(n0 * n1, |k| {

@@ -328,14 +328,13 @@ impl super::Solver for ParticleSolver {
             let (_, phi) = critic.update(grid, &mu, o.discriminator_iterations);
             // where Q has no mass, the cone from its support (PDHG leaves phi
             // flat where the agents are few, and they stop short there)
-            let (phi, sources) = match problem.lipschitz {
-                Some(l) => {
-                    let (phi, sources) = extend_from_support(grid, phi, &q, l, o.parallelism);
-                    (phi, Some(sources))
-                }
-                None => (phi.clone(), None),
+            let extended = problem
+                .lipschitz
+                .map(|l| extend_from_support(grid, phi, &q, l, o.parallelism));
+            let (phi, sources) = match &extended {
+                Some((phi, sources)) => (phi, Some(sources)),
+                None => (phi, None),
             };
-            let phi = &phi;
             let g = grid.gradient(phi);
             // a floor keeps late corrections of the critic from being damped
             // away (0 by default: on smooth targets it makes agents oscillate)
@@ -343,7 +342,7 @@ impl super::Solver for ParticleSolver {
             let cost = AgentCost {
                 grid,
                 phi,
-                sources: sources.as_ref(),
+                sources,
                 half_pull: 0.5 * pull,
                 lipschitz: problem.lipschitz,
             };
