@@ -64,16 +64,16 @@ fn pde_sweep_through_the_exact_terminal_condition_reproduces_the_flow() {
             let (d, s) = sweep_through_dual("shift-near-2d", cells, transport);
             let ke = d.diagnostics.kinetic_energy;
             assert!(
-                (s.kinetic - ke).abs() < 1e-3 * ke,
+                (s.flow.kinetic - ke).abs() < 1e-3 * ke,
                 "{cells} {}: KE {} vs {ke}",
                 transport.name(),
-                s.kinetic
+                s.flow.kinetic
             );
-            assert!((s.terminal().sum() - 1.0).abs() < 1e-12);
-            assert!(s.terminal().iter().all(|m| *m >= 0.0));
-            assert!(s.max_speed <= 1.05 * d.diagnostics.speed_bound);
-            let l1 = l1_distance(s.terminal(), &d.rho_terminal);
-            let w1 = grid_w1(&d.grid, s.terminal(), &d.rho_terminal).unwrap();
+            assert!((s.flow.terminal().sum() - 1.0).abs() < 1e-12);
+            assert!(s.flow.terminal().iter().all(|m| *m >= 0.0));
+            assert!(s.flow.max_speed <= 1.05 * d.diagnostics.speed_bound);
+            let l1 = l1_distance(s.flow.terminal(), &d.rho_terminal);
+            let w1 = grid_w1(&d.grid, s.flow.terminal(), &d.rho_terminal).unwrap();
             eprintln!(
                 "shift-near-2d @{cells}, {}: L1 {l1:.3e}, W1 {:.3} h",
                 transport.name(),
@@ -95,13 +95,13 @@ fn pde_sweep_through_the_exact_terminal_condition_reproduces_the_flow() {
 #[test]
 fn pde_sweep_agrees_in_the_far_regime() {
     let (d, s) = sweep_through_dual("shift-2d", 64, Transport::default());
-    let dist = l1_distance(s.terminal(), &d.rho_terminal);
+    let dist = l1_distance(s.flow.terminal(), &d.rho_terminal);
     eprintln!(
         "shift-2d @64: L1 {dist:.3e}, KE {} vs {}",
-        s.kinetic, d.diagnostics.kinetic_energy
+        s.flow.kinetic, d.diagnostics.kinetic_energy
     );
     assert!(dist < 6e-2, "{dist}");
-    assert!((s.kinetic - 1.0).abs() < 2e-3, "KE {}", s.kinetic);
+    assert!((s.flow.kinetic - 1.0).abs() < 2e-3, "KE {}", s.flow.kinetic);
 }
 
 /// The full Eulerian solver, discriminator by PDHG and fictitious play, lands

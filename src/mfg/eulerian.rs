@@ -24,9 +24,11 @@
 //! them. The default transport ([`Transport::SemiLagrangian`]) moves each
 //! node's mass to the foot of its characteristic over `steps` transport
 //! steps (default one: the Hopf–Lax minimiser of U at the step's end, which
-//! for one step is phi itself; the FD U then gives the snapshots' values and
-//! grad U(., 0), and the `rk2` foot reads grad U at the step's start and
-//! middle) and splats it bilinearly, which keeps collapses onto points and
+//! for one step is phi itself, so a round marches the FD U back only as far
+//! as the transport reads it, and for one step not at all; the FD U from the
+//! final phi gives the snapshots' values and grad U(., 0), and the `rk2`
+//! foot reads grad U at the step's start and middle) and splats it
+//! bilinearly, which keeps collapses onto points and
 //! lines sharp; finite volumes ([`Transport::FiniteVolume`]) take the mean
 //! of the two levels' face velocities and smear a collapse over a few cells.
 
@@ -142,11 +144,9 @@ pub struct EulerianSolver {
     pub options: EulerianOptions,
 }
 
-/// U and rho on the time levels of one round, with what the round measured.
-pub struct Sweep {
-    /// U at the levels `t_m = m T / slices`.
-    pub values: Vec<Array2<f64>>,
-    /// rho at the same levels.
+/// The agents' flow of one round: rho and its momentum on the time levels.
+pub struct Flow {
+    /// rho at the levels `t_m = m T / slices`.
     pub densities: Vec<Array2<f64>>,
     /// Momentum `rho v` at the levels (finite volumes: `v = -grad U /
     /// alpha` at every level; semi-Lagrangian: each step's mean velocity at
@@ -161,19 +161,29 @@ pub struct Sweep {
     pub max_speed: f64,
 }
 
-impl Sweep {
+impl Flow {
     /// rho(., T).
     pub fn terminal(&self) -> &Array2<f64> {
         self.densities.last().expect("at least two levels")
     }
 }
 
-/// U on the `slices + 1` time levels: the backward HJ from `phi`.
+/// U on every time level with the flow it drives (one best response).
+pub struct Sweep {
+    /// U at the levels `t_m = m T / slices`.
+    pub values: Vec<Array2<f64>>,
+    /// rho and its momentum at the same levels.
+    pub flow: Flow,
+}
+
+/// U on the time levels `first..=slices` (index 0 is level `first`): the
+/// backward HJ from `phi`, marched only as far back as `first`.
 fn backward(
     grid: &Grid,
     phi: &Array2<f64>,
     problem: &Problem,
     o: &EulerianOptions,
+    first: usize,
 ) -> Vec<Array2<f64>> {
     let dt = problem.horizon / o.slices as f64;
     let hj = FdOptions {
@@ -181,7 +191,7 @@ fn backward(
         ..o.hj
     };
     let mut values = vec![phi.clone()];
-    for _ in 0..o.slices {
+    for _ in first..o.slices {
         let next = solve_backward(
             grid,
             values.last().expect("one level"),
@@ -196,9 +206,22 @@ fn backward(
     values
 }
 
+/// The earliest level of U the transport reads: the Hopf–Lax foot reads U
+/// at its steps' ends only (for the default single step, phi itself, so a
+/// round needs no HJ sweep at all); the `rk2` foot and finite volumes read
+/// every level from 0.
+fn first_level_read(o: &EulerianOptions) -> usize {
+    match o.transport {
+        Transport::SemiLagrangian(sl) if sl.foot == FootRule::HopfLax => {
+            sl.slices_per_step(o.slices).expect("validated")
+        }
+        _ => 0,
+    }
+}
+
 /// Backward HJ from the terminal condition `phi`, then forward continuity
-/// from `rho0` (one best response of the agents to `phi`). Fails on
-/// options that [`EulerianOptions::validate`] refuses.
+/// from `rho0` (one best response of the agents to `phi`), with U on every
+/// level. Fails on options that [`EulerianOptions::validate`] refuses.
 pub fn sweep(
     grid: &Grid,
     rho0: &Array2<f64>,
@@ -207,24 +230,57 @@ pub fn sweep(
     o: &EulerianOptions,
 ) -> Result<Sweep> {
     o.validate()?;
-    Ok(best_response(grid, rho0, phi, problem, o))
+    let values = backward(grid, phi, problem, o, 0);
+    let flow = forward(grid, rho0, &values, 0, problem, o);
+    Ok(Sweep { values, flow })
 }
 
-/// [`sweep`] with options already validated (the solver checks them once,
-/// not every round).
+/// The agents' best response to `phi` with options already validated (the
+/// solver checks them once, not every round): U only on the levels the
+/// transport reads.
 fn best_response(
     grid: &Grid,
     rho0: &Array2<f64>,
     phi: &Array2<f64>,
     problem: &Problem,
     o: &EulerianOptions,
-) -> Sweep {
-    let values = backward(grid, phi, problem, o);
+) -> Flow {
+    let first = first_level_read(o);
+    let values = backward(grid, phi, problem, o, first);
+    forward(grid, rho0, &values, first, problem, o)
+}
+
+/// Forward continuity from `rho0` through U given on the levels
+/// `first..=slices`.
+fn forward(
+    grid: &Grid,
+    rho0: &Array2<f64>,
+    values: &[Array2<f64>],
+    first: usize,
+    problem: &Problem,
+    o: &EulerianOptions,
+) -> Flow {
     match o.transport {
         Transport::SemiLagrangian(sl) => {
-            forward_semi_lagrangian(grid, rho0, values, problem, (sl, o.slices), o.parallelism)
+            let levels = Levels { values, first };
+            forward_semi_lagrangian(grid, rho0, &levels, problem, (sl, o.slices), o.parallelism)
         }
-        Transport::FiniteVolume(fv) => forward_finite_volume(grid, rho0, values, problem, &fv),
+        Transport::FiniteVolume(fv) => {
+            debug_assert_eq!(first, 0, "finite volumes read every level");
+            forward_finite_volume(grid, rho0, values, problem, &fv)
+        }
+    }
+}
+
+/// U on the levels `first..=slices`, read by level.
+struct Levels<'a> {
+    values: &'a [Array2<f64>],
+    first: usize,
+}
+
+impl Levels<'_> {
+    fn at(&self, level: usize) -> &Array2<f64> {
+        &self.values[level - self.first]
     }
 }
 
@@ -240,24 +296,23 @@ fn speed_floor(rho0: &Array2<f64>) -> f64 {
 fn forward_semi_lagrangian(
     grid: &Grid,
     rho0: &Array2<f64>,
-    values: Vec<Array2<f64>>,
+    values: &Levels,
     problem: &Problem,
     (sl, slices): (SlOptions, usize),
     parallelism: Parallelism,
-) -> Sweep {
+) -> Flow {
     let dt = problem.horizon / slices as f64;
     let stride = sl
         .slices_per_step(slices)
         .expect("validated: the steps divide the slices");
     let tau = stride as f64 * dt;
     let floor = speed_floor(rho0);
-    let mut out = Sweep {
+    let mut out = Flow {
         densities: vec![rho0.clone()],
         momenta: Vec::with_capacity(slices + 1),
         momentum_weights: Vec::with_capacity(slices + 1),
         kinetic: 0.0,
         max_speed: 0.0,
-        values,
     };
     for k in (0..slices).step_by(stride) {
         let mut end = grid.zeros();
@@ -269,13 +324,13 @@ fn forward_semi_lagrangian(
         let (rho, alpha, par) = (&out.densities[k], problem.alpha, parallelism);
         let step = match sl.foot {
             FootRule::HopfLax => {
-                let rule = HopfLax::new(grid, &out.values[k + stride], alpha);
+                let rule = HopfLax::new(grid, values.at(k + stride), alpha);
                 semi_lagrangian::advance(grid, rho, &rule, alpha, tau, floor, deposits, par)
             }
             FootRule::Rk2 => {
                 let slab = ValueSlab {
-                    start: &out.values[k],
-                    middle: &out.values[k + stride / 2],
+                    start: values.at(k),
+                    middle: values.at(k + stride / 2),
                     alpha,
                 };
                 semi_lagrangian::advance(grid, rho, &Rk2(slab), alpha, tau, floor, deposits, par)
@@ -302,10 +357,10 @@ fn forward_semi_lagrangian(
 fn forward_finite_volume(
     grid: &Grid,
     rho0: &Array2<f64>,
-    values: Vec<Array2<f64>>,
+    values: &[Array2<f64>],
     problem: &Problem,
     fv: &FvOptions,
-) -> Sweep {
+) -> Flow {
     let m = values.len() - 1;
     let dt = problem.horizon / m as f64;
     let grads: Vec<_> = values.iter().map(|u| grid.gradient(u)).collect();
@@ -348,8 +403,7 @@ fn forward_finite_volume(
     let momentum_weights = (0..=m)
         .map(|k| if k == 0 || k == m { 0.5 * dt } else { dt })
         .collect();
-    Sweep {
-        values,
+    Flow {
         densities,
         momenta,
         momentum_weights,
@@ -443,16 +497,18 @@ impl super::Solver for EulerianSolver {
         // U from the final phi; the densities are the averaged flow's
         let (kinetic, max_speed) = mixture.kinetic(problem.alpha);
         let round = Sweep {
-            values: backward(grid, &phi, problem, o),
-            densities: mixture.densities,
-            momenta: mixture.momenta,
-            momentum_weights: mixture.weights,
-            kinetic,
-            max_speed,
+            values: backward(grid, &phi, problem, o, 0),
+            flow: Flow {
+                densities: mixture.densities,
+                momenta: mixture.momenta,
+                momentum_weights: mixture.weights,
+                kinetic,
+                max_speed,
+            },
         };
-        let rho_terminal = normalise_mass("terminal density", round.terminal().clone())?;
+        let rho_terminal = normalise_mass("terminal density", round.flow.terminal().clone())?;
         let (terminal_cost, _) = critic.update(grid, &rho_terminal, o.discriminator_iterations);
-        let objective = round.kinetic + terminal_cost;
+        let objective = round.flow.kinetic + terminal_cost;
         let dual = (&rho0 * &round.values[0]).sum()
             - problem.divergence.lambda(
                 phi.as_slice().expect("layout"),
@@ -474,28 +530,28 @@ impl super::Solver for EulerianSolver {
                 let level = ((t / problem.horizon) * m as f64).round() as usize;
                 Snapshot {
                     t: times[level],
-                    rho: round.densities[level].clone(),
+                    rho: round.flow.densities[level].clone(),
                     value: round.values[level].clone(),
                 }
             })
             .collect();
         let diagnostics = Diagnostics {
             objective,
-            kinetic_energy: round.kinetic,
+            kinetic_energy: round.flow.kinetic,
             terminal_cost,
             quantisation: 0.0,
             dual_value: dual,
             duality_gap: objective - dual,
             lower_bound_bias: f64::NAN,
             hj_residual,
-            max_speed: round.max_speed,
+            max_speed: round.flow.max_speed,
             speed_bound: problem
                 .lipschitz
                 .map_or(f64::INFINITY, |l| l / problem.alpha),
             iterations,
             converged,
             stop_reason: StopReason::new(converged, residual),
-            mass_error: (round.terminal().sum() - 1.0).abs(),
+            mass_error: (round.flow.terminal().sum() - 1.0).abs(),
             wall_time_s: start.elapsed().as_secs_f64(),
             levels: Vec::new(),
         };
@@ -525,7 +581,7 @@ struct Mixture {
 }
 
 impl Mixture {
-    fn from(round: &Sweep) -> Self {
+    fn from(round: &Flow) -> Self {
         Mixture {
             densities: round.densities.clone(),
             momenta: round.momenta.clone(),
@@ -534,7 +590,7 @@ impl Mixture {
     }
 
     /// `self <- self + w (round - self)`.
-    fn blend(&mut self, round: &Sweep, w: f64) {
+    fn blend(&mut self, round: &Flow, w: f64) {
         for (a, b) in self.densities.iter_mut().zip(&round.densities) {
             a.zip_mut_with(b, |x, y| *x += w * (y - *x));
         }
@@ -551,7 +607,7 @@ impl Mixture {
     /// minimises `K + <phi, rho_T>`, so by convexity `J* >= J(bar) - gap`.
     fn frank_wolfe_gap(
         &self,
-        round: &Sweep,
+        round: &Flow,
         phi: &Array2<f64>,
         divergence: f64,
         alpha: f64,
@@ -591,7 +647,7 @@ fn hj_residual(grid: &Grid, round: &Sweep, times: &[f64], alpha: f64) -> f64 {
     let mid = times.len() / 2;
     let dt = times[mid + 1] - times[mid - 1];
     let g = grid.gradient(&round.values[mid]);
-    let rho = &round.densities[mid];
+    let rho = &round.flow.densities[mid];
     let mut acc = 0.0;
     for ((i, j), &w) in rho.indexed_iter() {
         let ut = (round.values[mid + 1][[i, j]] - round.values[mid - 1][[i, j]]) / dt;
@@ -599,4 +655,41 @@ fn hj_residual(grid: &Grid, round: &Sweep, times: &[f64], alpha: f64) -> f64 {
         acc += w * r * r;
     }
     (acc / rho.sum()).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cases;
+    use crate::transport::semi_lagrangian::SlOptions;
+
+    /// A round marches U back only to the first level its transport reads
+    /// (none at all for the default single Hopf–Lax step); its flow must be
+    /// the full sweep's, bit for bit, for every foot and step count.
+    #[test]
+    fn a_round_reads_only_the_levels_it_needs_and_moves_as_the_full_sweep() {
+        let case = cases::builtin("dirac-2d").unwrap();
+        let grid = case.grid(16).unwrap();
+        let (rho0, _) = case.problem.masses(&grid).unwrap();
+        let phi = grid.evaluate(|x| x[0].hypot(x[1] - 0.3));
+        let sl = |foot, steps| Transport::SemiLagrangian(SlOptions { foot, steps });
+        for (transport, first) in [
+            (Transport::default(), 40),
+            (sl(FootRule::HopfLax, 4), 10),
+            (sl(FootRule::Rk2, 4), 0),
+            (Transport::FiniteVolume(FvOptions::default()), 0),
+        ] {
+            let o = EulerianOptions {
+                transport,
+                ..Default::default()
+            };
+            assert_eq!(first_level_read(&o), first, "{transport:?}");
+            let round = best_response(&grid, &rho0, &phi, &case.problem, &o);
+            let full = sweep(&grid, &rho0, &phi, &case.problem, &o).unwrap();
+            assert_eq!(full.values.len(), o.slices + 1);
+            assert_eq!(round.densities, full.flow.densities, "{transport:?}");
+            assert_eq!(round.momenta, full.flow.momenta, "{transport:?}");
+            assert_eq!(round.kinetic, full.flow.kinetic, "{transport:?}");
+        }
+    }
 }
