@@ -13,7 +13,8 @@
 
 use crate::grid::Grid;
 use crate::par::Parallelism;
-use ndarray::{Array2, ArrayViewMut1};
+use ndarray::parallel::prelude::*;
+use ndarray::{Array2, ArrayViewMut1, Axis};
 use rustdct::{DctPlanner, TransformType2And3};
 use std::sync::Arc;
 
@@ -72,16 +73,28 @@ impl ScreenedPoisson {
 
     /// DCT-II (`forward`) or DCT-III along both axes, in place.
     fn transform(&mut self, f: &mut Array2<f64>, par: Parallelism, forward: bool) {
+        // one scratch buffer per thread, not one allocation per row
         let along = |plan: &Arc<dyn TransformType2And3<f64>>, a: &mut Array2<f64>| {
-            let plan = plan.clone();
-            par.rows(a, move |_, mut row: ArrayViewMut1<f64>| {
+            let scratch = || vec![0.0; plan.get_scratch_len()];
+            let row = |scratch: &mut Vec<f64>, mut row: ArrayViewMut1<f64>| {
                 let slice = row.as_slice_mut().expect("rows are contiguous");
                 if forward {
-                    plan.process_dct2(slice);
+                    plan.process_dct2_with_scratch(slice, scratch);
                 } else {
-                    plan.process_dct3(slice);
+                    plan.process_dct3_with_scratch(slice, scratch);
                 }
-            });
+            };
+            match par {
+                Parallelism::Sequential => {
+                    let mut buffer = scratch();
+                    a.rows_mut().into_iter().for_each(|r| row(&mut buffer, r));
+                }
+                Parallelism::Rayon => {
+                    a.axis_iter_mut(Axis(0))
+                        .into_par_iter()
+                        .for_each_init(scratch, row);
+                }
+            }
         };
         if self.shape.1 > 1 {
             along(&self.dct[1], f);

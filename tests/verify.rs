@@ -174,6 +174,34 @@ fn eulerian_random_starts_on_a_line_target_agree_in_grad_u() {
     );
 }
 
+/// The uniqueness study runs its starts side by side, each with sequential
+/// kernels; every method must land exactly where the same starts, drawn in
+/// the same order and solved one after the other with parallel kernels, do.
+#[test]
+fn starts_side_by_side_solve_as_one_after_the_other() {
+    use rand::SeedableRng;
+    let case = cases::builtin("line-2d").unwrap();
+    for method in [Method::Dual, Method::Eulerian, Method::Particles] {
+        let options = UniquenessOptions {
+            starts: 2,
+            seed: 7,
+            methods: vec![(method, 16)],
+        };
+        let report = verify::uniqueness(&case, &options, &mut Quiet).unwrap();
+        let grid = case.grid(16).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let one_by_one: Vec<f64> = (0..2)
+            .map(|_| {
+                verify::solve_from_random(method, &case.problem, &grid, Some(&mut rng), &mut Quiet)
+                    .unwrap()
+                    .diagnostics
+                    .objective
+            })
+            .collect();
+        assert_eq!(report.methods[0].objectives, one_by_one, "{method:?}");
+    }
+}
+
 /// `starts` random starts (seed 0) of `method` on line-2d at `cells`: every
 /// start converged and their terminal densities lie within W1 h/4.
 fn converged_line_2d_starts(method: Method, cells: usize, starts: usize) -> verify::MethodSpread {

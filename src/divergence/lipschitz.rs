@@ -449,7 +449,8 @@ fn phi_step_h1(
         z.assign(&r);
         poisson.solve(a, b, &mut z, par);
         let rz_new = (&r * &z).sum();
-        dir = &z + &(rz_new / rz * &dir);
+        let beta = rz_new / rz;
+        dir.zip_mut_with(&z, |d, &zi| *d = zi + beta * *d);
         rz = rz_new;
     }
     let step = x;

@@ -181,14 +181,14 @@ pub fn hopf_lax(
     out
 }
 
-/// [`hopf_lax`] writing into preallocated output (no allocation after the first call).
-pub fn hopf_lax_into(
+/// The envelopes along axis 1 (into `ws.partial`), then along axis 0 on
+/// the columns (into `ws.column`, column by column).
+fn both_passes(
     grid: &Grid,
     g: &Array2<f64>,
     coefficient: f64,
     ws: &mut HopfLaxWorkspace,
     par: Parallelism,
-    out: &mut HopfLax,
 ) {
     let (n0, n1) = grid.shape();
     let c = coefficient * grid.h * grid.h;
@@ -209,6 +209,38 @@ pub fn hopf_lax_into(
         }
     }
     envelope_lines(&ws.gathered, n0, c, &mut ws.column, &mut ws.column_arg, par);
+}
+
+/// The values of [`hopf_lax`] only, into `value` (no minimisers gathered).
+pub fn hopf_lax_values_into(
+    grid: &Grid,
+    g: &Array2<f64>,
+    coefficient: f64,
+    ws: &mut HopfLaxWorkspace,
+    par: Parallelism,
+    value: &mut Array2<f64>,
+) {
+    let (n0, n1) = grid.shape();
+    both_passes(grid, g, coefficient, ws, par);
+    let value = value.as_slice_mut().expect("standard layout");
+    for (j, col) in ws.column.chunks_exact(n0).enumerate() {
+        for (i, v) in col.iter().enumerate() {
+            value[i * n1 + j] = *v;
+        }
+    }
+}
+
+/// [`hopf_lax`] writing into preallocated output (no allocation after the first call).
+pub fn hopf_lax_into(
+    grid: &Grid,
+    g: &Array2<f64>,
+    coefficient: f64,
+    ws: &mut HopfLaxWorkspace,
+    par: Parallelism,
+    out: &mut HopfLax,
+) {
+    let (n0, n1) = grid.shape();
+    both_passes(grid, g, coefficient, ws, par);
     let value = out.value.as_slice_mut().expect("standard layout");
     let arg0 = out.arg0.as_slice_mut().expect("standard layout");
     let arg1 = out.arg1.as_slice_mut().expect("standard layout");

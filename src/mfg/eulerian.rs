@@ -146,12 +146,14 @@ pub struct EulerianSolver {
 
 /// The agents' flow of one round: rho and its momentum on the time levels.
 pub struct Flow {
-    /// rho at the levels `t_m = m T / slices`.
-    pub densities: Vec<Array2<f64>>,
+    /// rho at the levels `t_m = m T / slices` (`None`: a level inside a
+    /// semi-Lagrangian step that the solver does not report, which its
+    /// rounds skip).
+    pub densities: Vec<Option<Array2<f64>>>,
     /// Momentum `rho v` at the levels (finite volumes: `v = -grad U /
     /// alpha` at every level; semi-Lagrangian: each step's mean velocity at
-    /// the levels it starts from).
-    pub momenta: Vec<[Array2<f64>; 2]>,
+    /// the levels it starts from, `None` at the others).
+    pub momenta: Vec<Option<[Array2<f64>; 2]>>,
     /// The time weight of each momentum (trapezoid over the levels, or the
     /// step length): `kinetic = alpha/2 sum_k w_k sum |m_k|^2 / rho_k`.
     pub momentum_weights: Vec<f64>,
@@ -164,7 +166,13 @@ pub struct Flow {
 impl Flow {
     /// rho(., T).
     pub fn terminal(&self) -> &Array2<f64> {
-        self.densities.last().expect("at least two levels")
+        self.density(self.densities.len() - 1)
+            .expect("the terminal level is always kept")
+    }
+
+    /// rho at a level, where it was deposited.
+    pub fn density(&self, level: usize) -> Option<&Array2<f64>> {
+        self.densities.get(level).and_then(Option::as_ref)
     }
 }
 
@@ -219,9 +227,31 @@ fn first_level_read(o: &EulerianOptions) -> usize {
     }
 }
 
+/// The levels of the snapshots in [0, T].
+fn snapshot_levels(o: &EulerianOptions) -> Vec<usize> {
+    let n = o.snapshots.max(2);
+    (0..n)
+        .map(|k| (k as f64 / (n - 1) as f64 * o.slices as f64).round() as usize)
+        .collect()
+}
+
+/// The levels the solver reports, the snapshots' and the middle one (the
+/// HJ residual's): the only levels inside a semi-Lagrangian step that its
+/// rounds deposit (a single default step would otherwise splat every node
+/// on 39 levels a round, only to report 3 of them).
+fn reported_levels(o: &EulerianOptions) -> Vec<bool> {
+    let mut keep = vec![false; o.slices + 1];
+    keep[o.slices / 2] = true;
+    for level in snapshot_levels(o) {
+        keep[level] = true;
+    }
+    keep
+}
+
 /// Backward HJ from the terminal condition `phi`, then forward continuity
-/// from `rho0` (one best response of the agents to `phi`), with U on every
-/// level. Fails on options that [`EulerianOptions::validate`] refuses.
+/// from `rho0` (one best response of the agents to `phi`), with U and rho
+/// on every level. Fails on options that [`EulerianOptions::validate`]
+/// refuses.
 pub fn sweep(
     grid: &Grid,
     rho0: &Array2<f64>,
@@ -231,13 +261,14 @@ pub fn sweep(
 ) -> Result<Sweep> {
     o.validate()?;
     let values = backward(grid, phi, problem, o, 0);
-    let flow = forward(grid, rho0, &values, 0, problem, o);
+    let every = vec![true; o.slices + 1];
+    let flow = forward(grid, rho0, &values, 0, &every, problem, o);
     Ok(Sweep { values, flow })
 }
 
 /// The agents' best response to `phi` with options already validated (the
 /// solver checks them once, not every round): U only on the levels the
-/// transport reads.
+/// transport reads, rho only on those it reports.
 fn best_response(
     grid: &Grid,
     rho0: &Array2<f64>,
@@ -247,23 +278,26 @@ fn best_response(
 ) -> Flow {
     let first = first_level_read(o);
     let values = backward(grid, phi, problem, o, first);
-    forward(grid, rho0, &values, first, problem, o)
+    forward(grid, rho0, &values, first, &reported_levels(o), problem, o)
 }
 
 /// Forward continuity from `rho0` through U given on the levels
-/// `first..=slices`.
+/// `first..=slices`; inside a semi-Lagrangian step rho only on the levels
+/// marked in `keep` (finite volumes compute every level anyway).
 fn forward(
     grid: &Grid,
     rho0: &Array2<f64>,
     values: &[Array2<f64>],
     first: usize,
+    keep: &[bool],
     problem: &Problem,
     o: &EulerianOptions,
 ) -> Flow {
     match o.transport {
         Transport::SemiLagrangian(sl) => {
             let levels = Levels { values, first };
-            forward_semi_lagrangian(grid, rho0, &levels, problem, (sl, o.slices), o.parallelism)
+            let par = o.parallelism;
+            forward_semi_lagrangian(grid, rho0, &levels, keep, problem, (sl, o.slices), par)
         }
         Transport::FiniteVolume(fv) => {
             debug_assert_eq!(first, 0, "finite volumes read every level");
@@ -290,13 +324,14 @@ fn speed_floor(rho0: &Array2<f64>) -> f64 {
 }
 
 /// One semi-Lagrangian step per `slices_per_step` slices, the levels
-/// inside a step filled by deposits along its chords. A step's momentum sits
-/// at its start level with the step's length as time weight (the other
-/// levels weigh nothing).
+/// inside a step marked in `keep` filled by deposits along its chords. A
+/// step's momentum sits at its start level with the step's length as time
+/// weight (the other levels weigh nothing).
 fn forward_semi_lagrangian(
     grid: &Grid,
     rho0: &Array2<f64>,
     values: &Levels,
+    keep: &[bool],
     problem: &Problem,
     (sl, slices): (SlOptions, usize),
     parallelism: Parallelism,
@@ -308,7 +343,7 @@ fn forward_semi_lagrangian(
     let tau = stride as f64 * dt;
     let floor = speed_floor(rho0);
     let mut out = Flow {
-        densities: vec![rho0.clone()],
+        densities: vec![Some(rho0.clone())],
         momenta: Vec::with_capacity(slices + 1),
         momentum_weights: Vec::with_capacity(slices + 1),
         kinetic: 0.0,
@@ -316,12 +351,15 @@ fn forward_semi_lagrangian(
     };
     for k in (0..slices).step_by(stride) {
         let mut end = grid.zeros();
-        let mut inside = vec![grid.zeros(); stride - 1];
+        let mut inside: Vec<_> = (k + 1..k + stride)
+            .map(|level| keep[level].then(|| grid.zeros()))
+            .collect();
         let deposits = Deposits {
             end: &mut end,
             inside: &mut inside,
         };
-        let (rho, alpha, par) = (&out.densities[k], problem.alpha, parallelism);
+        let rho = out.density(k).expect("a step starts on the last one's end");
+        let (alpha, par) = (problem.alpha, parallelism);
         let step = match sl.foot {
             FootRule::HopfLax => {
                 let rule = HopfLax::new(grid, values.at(k + stride), alpha);
@@ -338,16 +376,16 @@ fn forward_semi_lagrangian(
         };
         out.kinetic += step.kinetic;
         out.max_speed = out.max_speed.max(step.max_speed);
-        out.momenta.push(step.momentum);
+        out.momenta.push(Some(step.momentum));
         out.momentum_weights.push(tau);
         for _ in 1..stride {
-            out.momenta.push([grid.zeros(), grid.zeros()]);
+            out.momenta.push(None);
             out.momentum_weights.push(0.0);
         }
         out.densities.extend(inside);
-        out.densities.push(end);
+        out.densities.push(Some(end));
     }
-    out.momenta.push([grid.zeros(), grid.zeros()]);
+    out.momenta.push(None);
     out.momentum_weights.push(0.0);
     out
 }
@@ -394,17 +432,17 @@ fn forward_finite_volume(
         .iter()
         .zip(&grads)
         .map(|(rho, g)| {
-            [
+            Some([
                 rho * &g[0] * (-1.0 / problem.alpha),
                 rho * &g[1] * (-1.0 / problem.alpha),
-            ]
+            ])
         })
         .collect();
     let momentum_weights = (0..=m)
         .map(|k| if k == 0 || k == m { 0.5 * dt } else { dt })
         .collect();
     Flow {
-        densities,
+        densities: densities.into_iter().map(Some).collect(),
         momenta,
         momentum_weights,
         kinetic,
@@ -466,7 +504,7 @@ impl super::Solver for EulerianSolver {
             let w = 2.0 / (iterations as f64 + 1.0);
             let mix = mixture.get_or_insert_with(|| Mixture::from(&round));
             mix.blend(&round, w);
-            bar.assign(mix.densities.last().expect("levels"));
+            bar.assign(mix.terminal());
             observer.observe(&IterationState {
                 iteration: iterations,
                 objective,
@@ -523,16 +561,16 @@ impl super::Solver for EulerianSolver {
             times: times.clone(),
             fields: round.values.clone(),
         };
-        let n = o.snapshots.max(2);
-        let snapshots = (0..n)
-            .map(|k| {
-                let t = problem.horizon * k as f64 / (n - 1) as f64;
-                let level = ((t / problem.horizon) * m as f64).round() as usize;
-                Snapshot {
-                    t: times[level],
-                    rho: round.flow.densities[level].clone(),
-                    value: round.values[level].clone(),
-                }
+        let snapshots = snapshot_levels(o)
+            .into_iter()
+            .map(|level| Snapshot {
+                t: times[level],
+                rho: round
+                    .flow
+                    .density(level)
+                    .expect("snapshot levels are reported")
+                    .clone(),
+                value: round.values[level].clone(),
             })
             .collect();
         let diagnostics = Diagnostics {
@@ -573,10 +611,11 @@ impl super::Solver for EulerianSolver {
     }
 }
 
-/// The average of the rounds' flows (densities and momenta at every level).
+/// The average of the rounds' flows (densities and momenta at the levels
+/// every round keeps).
 struct Mixture {
-    densities: Vec<Array2<f64>>,
-    momenta: Vec<[Array2<f64>; 2]>,
+    densities: Vec<Option<Array2<f64>>>,
+    momenta: Vec<Option<[Array2<f64>; 2]>>,
     weights: Vec<f64>,
 }
 
@@ -589,14 +628,26 @@ impl Mixture {
         }
     }
 
-    /// `self <- self + w (round - self)`.
+    fn terminal(&self) -> &Array2<f64> {
+        self.densities
+            .last()
+            .and_then(Option::as_ref)
+            .expect("the terminal level is always kept")
+    }
+
+    /// `self <- self + w (round - self)` (every round keeps the same levels).
     fn blend(&mut self, round: &Flow, w: f64) {
+        let mix =
+            |a: &mut Array2<f64>, b: &Array2<f64>| a.zip_mut_with(b, |x, y| *x += w * (y - *x));
         for (a, b) in self.densities.iter_mut().zip(&round.densities) {
-            a.zip_mut_with(b, |x, y| *x += w * (y - *x));
+            if let (Some(a), Some(b)) = (a, b) {
+                mix(a, b);
+            }
         }
         for (a, b) in self.momenta.iter_mut().zip(&round.momenta) {
-            for axis in 0..2 {
-                a[axis].zip_mut_with(&b[axis], |x, y| *x += w * (y - *x));
+            if let (Some([a0, a1]), Some([b0, b1])) = (a, b) {
+                mix(a0, b0);
+                mix(a1, b1);
             }
         }
     }
@@ -612,7 +663,7 @@ impl Mixture {
         divergence: f64,
         alpha: f64,
     ) -> (f64, f64) {
-        let bar = self.densities.last().expect("levels");
+        let bar = self.terminal();
         let kinetic = self.kinetic(alpha).0;
         let linear = |rho: &Array2<f64>| (rho * phi).sum();
         let gap = kinetic + linear(bar) - round.kinetic - linear(round.terminal());
@@ -622,9 +673,11 @@ impl Mixture {
     /// `alpha/2 sum_k w_k sum |m_k|^2 / rho_k` and the largest `|m| / rho`
     /// where rho carries mass.
     fn kinetic(&self, alpha: f64) -> (f64, f64) {
-        let floor = speed_floor(&self.densities[0]);
+        let floor = speed_floor(self.densities[0].as_ref().expect("rho0 is kept"));
         let (mut kinetic, mut top) = (0.0, 0.0f64);
         for ((rho, m), w) in self.densities.iter().zip(&self.momenta).zip(&self.weights) {
+            let Some(m) = m else { continue };
+            let rho = rho.as_ref().expect("a momentum's level is kept");
             let mut level = 0.0;
             for ((i, j), &r) in rho.indexed_iter() {
                 if r <= 0.0 {
@@ -647,7 +700,10 @@ fn hj_residual(grid: &Grid, round: &Sweep, times: &[f64], alpha: f64) -> f64 {
     let mid = times.len() / 2;
     let dt = times[mid + 1] - times[mid - 1];
     let g = grid.gradient(&round.values[mid]);
-    let rho = &round.flow.densities[mid];
+    let rho = round
+        .flow
+        .density(mid)
+        .expect("the middle level is reported");
     let mut acc = 0.0;
     for ((i, j), &w) in rho.indexed_iter() {
         let ut = (round.values[mid + 1][[i, j]] - round.values[mid - 1][[i, j]]) / dt;
@@ -673,21 +729,39 @@ mod tests {
         let (rho0, _) = case.problem.masses(&grid).unwrap();
         let phi = grid.evaluate(|x| x[0].hypot(x[1] - 0.3));
         let sl = |foot, steps| Transport::SemiLagrangian(SlOptions { foot, steps });
-        for (transport, first) in [
-            (Transport::default(), 40),
-            (sl(FootRule::HopfLax, 4), 10),
-            (sl(FootRule::Rk2, 4), 0),
-            (Transport::FiniteVolume(FvOptions::default()), 0),
+        // rho is kept at the snapshots' levels, the middle one and the
+        // steps' ends (finite volumes: everywhere)
+        let fifths: Vec<usize> = (0..=40).step_by(5).collect();
+        for (transport, snapshots, first, reported) in [
+            (Transport::default(), 5, 40, vec![0, 10, 20, 30, 40]),
+            (Transport::default(), 3, 40, vec![0, 20, 40]),
+            (Transport::default(), 4, 40, vec![0, 13, 20, 27, 40]),
+            (sl(FootRule::HopfLax, 8), 3, 5, fifths),
+            (sl(FootRule::Rk2, 4), 2, 0, vec![0, 10, 20, 30, 40]),
+            (
+                Transport::FiniteVolume(FvOptions::default()),
+                2,
+                0,
+                (0..=40).collect(),
+            ),
         ] {
             let o = EulerianOptions {
                 transport,
+                snapshots,
                 ..Default::default()
             };
             assert_eq!(first_level_read(&o), first, "{transport:?}");
             let round = best_response(&grid, &rho0, &phi, &case.problem, &o);
             let full = sweep(&grid, &rho0, &phi, &case.problem, &o).unwrap();
             assert_eq!(full.values.len(), o.slices + 1);
-            assert_eq!(round.densities, full.flow.densities, "{transport:?}");
+            assert!(full.flow.densities.iter().all(Option::is_some));
+            let kept: Vec<usize> = (0..=o.slices)
+                .filter(|&l| round.density(l).is_some())
+                .collect();
+            assert_eq!(kept, reported, "{transport:?}");
+            for &level in &kept {
+                assert_eq!(round.density(level), full.flow.density(level));
+            }
             assert_eq!(round.momenta, full.flow.momenta, "{transport:?}");
             assert_eq!(round.kinetic, full.flow.kinetic, "{transport:?}");
         }
