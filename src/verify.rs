@@ -253,14 +253,17 @@ fn solve_from_start(
     }
 }
 
-/// `|grad U_a(x, 0) - grad U_b(x, 0)|`: its largest value over `nodes` and
-/// its rho0-weighted RMS over the grid.
-fn grad_distances(a: &Solution, b: &Solution, nodes: &[(usize, usize)]) -> (f64, f64) {
-    let (ga, gb) = (a.initial_gradient(), b.initial_gradient());
+/// `|grad U_a(x, 0) - grad U_b(x, 0)|` from the two runs' gradients: its
+/// largest value over `nodes` and its rho0-weighted RMS over the grid.
+fn grad_distances(
+    [ga, gb]: [&[Array2<f64>; 2]; 2],
+    rho0: &Array2<f64>,
+    nodes: &[(usize, usize)],
+) -> (f64, f64) {
     let gap = |ij: (usize, usize)| (ga[0][ij] - gb[0][ij]).hypot(ga[1][ij] - gb[1][ij]);
     let largest = nodes.iter().map(|&ij| gap(ij)).fold(0.0, f64::max);
     let (mut weighted, mut mass) = (0.0, 0.0);
-    for (ij, &w) in a.rho0.indexed_iter() {
+    for (ij, &w) in rho0.indexed_iter() {
         weighted += w * gap(ij).powi(2);
         mass += w;
     }
@@ -365,10 +368,10 @@ pub fn uniqueness(
         let finished = AtomicUsize::new(0);
         let shared = Mutex::new(&mut *progress);
         let runs = starts
-            .par_iter()
+            .into_par_iter()
             .with_max_len(1)
             .map(|start| {
-                let start = Some(start.clone());
+                let start = Some(start);
                 let s = solve_from_start(
                     method,
                     &case.problem,
@@ -392,6 +395,8 @@ pub fn uniqueness(
             })
             .collect::<Result<Vec<Solution>>>()?;
         let nodes = support(&runs[0].rho0, GRAD_SUPPORT_FLOOR);
+        let gradients: Vec<[Array2<f64>; 2]> =
+            runs.iter().map(Solution::initial_gradient).collect();
         // the pairs' distances in parallel (45 exact W1 at 128^2 take
         // about 80 s one after the other), then gathered in order
         let pairs: Vec<(usize, usize)> = (1..runs.len())
@@ -401,7 +406,8 @@ pub fn uniqueness(
             .par_iter()
             .map(|&(a, b)| {
                 let (ra, rb) = (&runs[a].rho_terminal, &runs[b].rho_terminal);
-                let (sup, rms) = grad_distances(&runs[a], &runs[b], &nodes);
+                let pair = [&gradients[a], &gradients[b]];
+                let (sup, rms) = grad_distances(pair, &runs[a].rho0, &nodes);
                 let w1 = grid_w1(&grid, ra, rb)?;
                 Ok([
                     l1_distance(ra, rb),
