@@ -56,6 +56,27 @@ impl Parallelism {
         }
     }
 
+    /// Calls `f(scratch, row_i)` for every row of `a`, with one `scratch()`
+    /// per thread (one in all when sequential) instead of one per row.
+    pub fn rows_with_scratch<S, I, F>(self, a: &mut Array2<f64>, scratch: I, f: F)
+    where
+        I: Fn() -> S + Sync + Send,
+        F: Fn(&mut S, ArrayViewMut1<f64>) + Sync + Send,
+    {
+        match self {
+            Parallelism::Sequential => {
+                let mut s = scratch();
+                a.rows_mut().into_iter().for_each(|row| f(&mut s, row));
+            }
+            Parallelism::Rayon => {
+                use ndarray::parallel::prelude::*;
+                a.axis_iter_mut(ndarray::Axis(0))
+                    .into_par_iter()
+                    .for_each_init(scratch, f);
+            }
+        }
+    }
+
     /// `f(k)` for `k` in `0..n`, in order or with rayon; the results come
     /// back in order.
     pub fn map<U, F>(self, n: usize, f: F) -> Vec<U>

@@ -13,8 +13,7 @@
 
 use crate::grid::Grid;
 use crate::par::Parallelism;
-use ndarray::parallel::prelude::*;
-use ndarray::{Array2, ArrayViewMut1, Axis};
+use ndarray::{Array2, ArrayViewMut1};
 use rustdct::{DctPlanner, TransformType2And3};
 use std::sync::Arc;
 
@@ -76,25 +75,14 @@ impl ScreenedPoisson {
         // one scratch buffer per thread, not one allocation per row
         let along = |plan: &Arc<dyn TransformType2And3<f64>>, a: &mut Array2<f64>| {
             let scratch = || vec![0.0; plan.get_scratch_len()];
-            let row = |scratch: &mut Vec<f64>, mut row: ArrayViewMut1<f64>| {
+            par.rows_with_scratch(a, scratch, |scratch, mut row: ArrayViewMut1<f64>| {
                 let slice = row.as_slice_mut().expect("rows are contiguous");
                 if forward {
                     plan.process_dct2_with_scratch(slice, scratch);
                 } else {
                     plan.process_dct3_with_scratch(slice, scratch);
                 }
-            };
-            match par {
-                Parallelism::Sequential => {
-                    let mut buffer = scratch();
-                    a.rows_mut().into_iter().for_each(|r| row(&mut buffer, r));
-                }
-                Parallelism::Rayon => {
-                    a.axis_iter_mut(Axis(0))
-                        .into_par_iter()
-                        .for_each_init(scratch, row);
-                }
-            }
+            });
         };
         if self.shape.1 > 1 {
             along(&self.dct[1], f);

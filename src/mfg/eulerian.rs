@@ -166,14 +166,21 @@ pub struct Flow {
 impl Flow {
     /// rho(., T).
     pub fn terminal(&self) -> &Array2<f64> {
-        self.density(self.densities.len() - 1)
-            .expect("the terminal level is always kept")
+        terminal_of(&self.densities)
     }
 
     /// rho at a level, where it was deposited.
     pub fn density(&self, level: usize) -> Option<&Array2<f64>> {
         self.densities.get(level).and_then(Option::as_ref)
     }
+}
+
+/// The last level of `densities`, which every flow keeps.
+fn terminal_of(densities: &[Option<Array2<f64>>]) -> &Array2<f64> {
+    densities
+        .last()
+        .and_then(Option::as_ref)
+        .expect("the terminal level is always kept")
 }
 
 /// U on every time level with the flow it drives (one best response).
@@ -629,10 +636,7 @@ impl Mixture {
     }
 
     fn terminal(&self) -> &Array2<f64> {
-        self.densities
-            .last()
-            .and_then(Option::as_ref)
-            .expect("the terminal level is always kept")
+        terminal_of(&self.densities)
     }
 
     /// `self <- self + w (round - self)` (every round keeps the same levels).
