@@ -1033,7 +1033,7 @@ pub fn agreement(
                 wall_time_s: d.wall_time_s,
             };
             progress.observe(&format!(
-                "{} @{cells}: J {:.6} (vs dual {:.2e}), W1 to dual {:.2e} = {:.2} h, L1 {:.2e}",
+                "{} @{cells}: J {:.6} (vs dual {:.2e}), W1 to dual {:.2e} = {:.3} h, L1 {:.2e}",
                 method.name(),
                 row.objective,
                 row.relative_to_dual,
