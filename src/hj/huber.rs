@@ -32,6 +32,15 @@ pub struct HuberKernel {
 }
 
 impl HuberKernel {
+    /// The pure W1 cone `k(z) = L|z|` (no kinetic part).
+    pub fn cone(lipschitz: f64) -> Self {
+        Self {
+            alpha: 0.0,
+            horizon: 0.0,
+            lipschitz: Some(lipschitz),
+        }
+    }
+
     /// `tau = T / alpha` (infinite for the pure cone).
     pub fn tau(&self) -> f64 {
         if self.alpha > 0.0 {
@@ -171,11 +180,7 @@ pub fn lipschitz_envelope(
     ws: &mut HopfLaxWorkspace,
     par: Parallelism,
 ) -> Array2<f64> {
-    let cone = HuberKernel {
-        alpha: 0.0,
-        horizon: 0.0,
-        lipschitz: Some(lipschitz),
-    };
+    let cone = HuberKernel::cone(lipschitz);
     let nearest = grid.h / lipschitz;
     let (mut best, mut rung) = (g.clone(), grid.zeros());
     for sigma in cone.ladder(grid.h, diameter(grid), ratio) {
@@ -255,11 +260,7 @@ mod tests {
     #[test]
     fn lipschitz_envelope_is_the_cone_transform() {
         let grid = Grid::on_box(&[-2.0, -1.0], &[2.0, 3.0], 40).unwrap();
-        let cone = HuberKernel {
-            alpha: 0.0,
-            horizon: 0.0,
-            lipschitz: Some(1.3),
-        };
+        let cone = HuberKernel::cone(1.3);
         // steep and rough, with holes: the envelope moves most nodes
         let mut g = grid.evaluate(|x| 3.0 * (5.0 * x[0]).sin() * x[1].cos() + 0.7 * x[1]);
         g.slice_mut(ndarray::s![34.., ..10]).fill(f64::INFINITY);
