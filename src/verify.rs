@@ -371,12 +371,11 @@ pub fn uniqueness(
             .into_par_iter()
             .with_max_len(1)
             .map(|start| {
-                let start = Some(start);
                 let s = solve_from_start(
                     method,
                     &case.problem,
                     &grid,
-                    start,
+                    Some(start),
                     parallelism,
                     &mut Silent,
                 )?;
